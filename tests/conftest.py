@@ -1,0 +1,50 @@
+"""Session-wide fixtures: the local stack (Redis, PostgreSQL, NetBox) started once and reset per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pynetbox
+import pytest
+import redis
+
+from helpers import ROOT, ansible_playbook, read_env_file
+
+STACK_ENV = ROOT / ".lab" / "stack.env"
+
+
+@pytest.fixture(scope="session")
+def stack() -> dict[str, str]:
+    """Start the stack once (or reuse it), bootstrap NetBox, save the template database; return the settings."""
+    subprocess.run([ROOT / "scripts" / "stack.sh", "up"], check=True)
+    settings = read_env_file(STACK_ENV)
+    os.environ.update(settings)
+    for playbook in ("bm.lifecycle.bootstrap_netbox", "bm.lifecycle.demo_data"):
+        ansible_playbook(playbook).check_returncode()
+    subprocess.run([ROOT / "scripts" / "stack.sh", "template"], check=True)
+    return settings
+
+
+@pytest.fixture
+def netbox(stack: dict[str, str]) -> pynetbox.api:
+    """NetBox reset to the bootstrapped template (schema + demo data); a pynetbox client on it."""
+    subprocess.run([ROOT / "scripts" / "stack.sh", "reset"], check=True)
+    return pynetbox.api(stack["NETBOX_API"], token=stack["NETBOX_TOKEN"])
+
+
+@pytest.fixture
+def redis_client(stack: dict[str, str]) -> Iterator[redis.Redis]:
+    """The event bus database, emptied before the test."""
+    client = redis.Redis.from_url(stack["BM_REDIS_URL"], decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def tmp_lab(tmp_path: Path) -> Path:
+    """A scratch directory for a test's own state (spools, metrics files, logs)."""
+    return tmp_path

@@ -1,0 +1,49 @@
+"""Small helpers the tests share: paths, the stack's env file, running ansible-playbook as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+COLLECTION = ROOT / "collections" / "ansible_collections" / "bm" / "lifecycle"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a KEY=VALUE file (comments and blank lines ignored)."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key] = value
+    return values
+
+
+def ansible_env(**extra: str) -> dict[str, str]:
+    """The environment a user's shell has after `make up`: project venv first on PATH, absolute Ansible config."""
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
+        ANSIBLE_NOCOLOR="1",
+        JAVA_HOME=env.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64"),
+    )
+    env.update(extra)
+    return env
+
+
+def ansible_playbook(playbook: str, *args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `ansible-playbook PLAYBOOK ARGS...` from the project root; output captured as text."""
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), playbook, *args],
+        cwd=ROOT,
+        env=ansible_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,163 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, bm-lifecycle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Module bm.lifecycle.bmc_pxe_boot: one-time PXE boot and reset through Redfish."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bmc_pxe_boot
+short_description: Set a one-time PXE boot on an HPE iLO 5 and reset the host
+version_added: 0.1.0
+description:
+  - Verifies the BMC (C(GET /redfish/v1/Systems/1)), sets a one-time boot override
+    (C(BootSourceOverrideEnabled=Once), C(BootSourceOverrideTarget=Pxe)) and then resets the host, as two separate
+    calls, the way iLO 5 needs them.
+  - The reset type follows the power state. C(On) when the host is Off (iLO answers C(InvalidOperationForSystemState)
+    to a restart of a powered-off host), O(restart_type) when it is On.
+  - Waits (bounded by O(post_timeout)) while the host is in POST, where iLO refuses Boot changes
+    (C(UnableToModifyDuringSystemPOST)).
+  - On failure the result carries RV(failure_reason) (V(wrong_credentials), V(unreachable), V(tls) or V(bmc_error)) so a
+    stage can write a clear journal entry.
+author:
+  - bm-lifecycle developers (@bm-lifecycle)
+extends_documentation_fragment:
+  - bm.lifecycle.bmc
+options:
+  target:
+    description:
+      - The boot source of the one-time override.
+    type: str
+    default: Pxe
+    choices: [Pxe, UefiHttp, Cd, Usb, Hdd]
+  reset:
+    description:
+      - Whether to reset the host after setting the override. V(false) only sets the override (idempotent).
+    type: bool
+    default: true
+  restart_type:
+    description:
+      - The ResetType used when the host is On. iLO 5 carries out V(GracefulRestart) as a forced restart anyway.
+    type: str
+    default: ForceRestart
+    choices: [ForceRestart, GracefulRestart]
+  post_timeout:
+    description:
+      - Seconds to wait for a host in POST to finish before the boot override is set.
+    type: float
+    default: 120
+attributes:
+  check_mode:
+    support: full
+    description: Reads the system and reports the override and the reset it would make.
+  diff_mode:
+    support: full
+    description: Shows the boot override and power state before and after.
+"""
+
+EXAMPLES = r"""
+- name: PXE-boot the server once (credentials from BM_BMC_USERNAME / BM_BMC_PASSWORD)
+  bm.lifecycle.bmc_pxe_boot:
+    address: "{{ bmc_ip }}"
+    ca_path: /etc/bm/ilo-ca.pem
+
+- name: Lab BMC with a factory self-signed certificate (logs a warning on every use)
+  bm.lifecycle.bmc_pxe_boot:
+    address: 127.0.0.1:18443
+    username: Administrator
+    password: "{{ vault_bmc_password }}"
+    validate_certs: false
+  register: pxe
+"""
+
+RETURN = r"""
+power_state_before:
+  description: The host's PowerState read before anything was done.
+  returned: always
+  type: str
+  sample: "Off"
+reset_type:
+  description: The ResetType posted (or that would be posted in check mode); null when O(reset=false).
+  returned: always
+  type: str
+  sample: "On"
+boot_override:
+  description: The boot override set (or that would be set).
+  returned: always
+  type: dict
+  sample: {"BootSourceOverrideEnabled": "Once", "BootSourceOverrideTarget": "Pxe"}
+boot_override_before:
+  description: The boot override read before anything was done.
+  returned: always
+  type: dict
+  sample: {"BootSourceOverrideEnabled": "Disabled", "BootSourceOverrideTarget": "None"}
+system:
+  description: Identity of the host as the BMC reports it.
+  returned: always
+  type: dict
+  sample: {"model": "ProLiant DL360 Gen10 Plus", "serial": "CZ2D1Y0ABC", "uuid": "...", "power_state": "Off"}
+bmc_requests:
+  description: HTTP requests sent to the BMC, retries included.
+  returned: always
+  type: int
+  sample: 3
+failure_reason:
+  description: On failure, why; V(wrong_credentials), V(unreachable), V(tls) or V(bmc_error).
+  returned: failure
+  type: str
+  sample: wrong_credentials
+message_ids:
+  description: On failure, the MessageIds of the BMC's C(@Message.ExtendedInfo).
+  returned: failure
+  type: list
+  elements: str
+  sample: ["iLO.2.15.InvalidOperationForSystemState"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
+    RedfishError,
+    bmc_argument_spec,
+    client_from_params,
+)
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_boot import failure_reason, pxe_boot
+
+
+def main() -> None:
+    """Run the module."""
+    module = AnsibleModule(
+        argument_spec=bmc_argument_spec(
+            target={"type": "str", "default": "Pxe", "choices": ["Pxe", "UefiHttp", "Cd", "Usb", "Hdd"]},
+            reset={"type": "bool", "default": True},
+            restart_type={"type": "str", "default": "ForceRestart", "choices": ["ForceRestart", "GracefulRestart"]},
+            post_timeout={"type": "float", "default": 120.0},
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    client = client_from_params(params, warn=module.warn)
+    try:
+        with client:
+            result = pxe_boot(
+                client,
+                check_mode=module.check_mode,
+                reset=params["reset"],
+                restart_type=params["restart_type"],
+                target=params["target"],
+                post_timeout=params["post_timeout"],
+            )
+    except RedfishError as error:
+        module.fail_json(
+            msg=str(error),
+            failure_reason=failure_reason(error),
+            message_ids=error.message_ids,
+            bmc_requests=client.requests,
+        )
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, bm-lifecycle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: event_info
+short_description: Show the state of the lifecycle event bus
+version_added: 0.1.0
+author: bm-lifecycle developers
+description:
+  - Lists every C(bm:events:*) stream with its length and consumer groups (pending entries per consumer, lag), and the
+    newest entries of the dead-letter stream C(bm:events:dead_letter) with the reason each was set aside.
+extends_documentation_fragment:
+  - bm.lifecycle.redis
+options:
+  dead_letters:
+    description: How many of the newest dead-letter entries to return.
+    type: int
+    default: 20
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Show the bus
+  bm.lifecycle.event_info:
+  register: bus
+"""
+
+RETURN = r"""
+streams:
+  description: One item per stream.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - stream: "bm:events:dhcp_lease"
+      length: 12
+      groups:
+        - {name: bm-lifecycle, consumers: 1, pending: 2, pending_per_consumer: {rulebook-1: 2},
+           last_delivered_id: 1764046327001-0, lag: 0}
+dead_letters:
+  description: The newest dead-letter entries, newest first.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {id: 1764046400000-0, stream: "bm:events:dhcp_lease", entry_id: 1764046327001-0, group: bm-lifecycle,
+       reason: "envelope is not JSON (Expecting value: line 1 column 1 (char 0))", delivery_count: 1,
+       failed_at: "2026-11-25T05:00:00.000000Z", raw_bytes: 8, replayable: true, replayed: false}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisError
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params, redis_argument_spec
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis_events import bus_status
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=redis_argument_spec(dead_letters={"type": "int", "default": 20}),
+        supports_check_mode=True,
+    )
+    try:
+        with client_from_params(module.params) as client:
+            status = bus_status(client, dead_letters=module.params["dead_letters"])
+    except (RedisError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, **status)
+
+
+if __name__ == "__main__":
+    main()

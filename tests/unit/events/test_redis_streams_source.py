@@ -42,14 +42,19 @@ def lease(n: int) -> dict[str, Any]:
     return env.new_event("dhcp_lease", {"n": n}, source="test")
 
 
-async def run_until(queue: FakeQueue, a: dict[str, Any], done: Any, timeout: float = 10) -> None:
+async def until(done: Any, seconds: float, task: asyncio.Task[None] | None = None) -> None:
+    """Poll ``done()`` for at most ``seconds``; re-raise if ``task`` died."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        if task is not None and task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+
+
+async def run_until(queue: FakeQueue, a: dict[str, Any], done: Any, seconds: float = 10) -> None:
     task = asyncio.create_task(main(queue, a))
-    deadline = time.monotonic() + timeout
     try:
-        while not done() and time.monotonic() < deadline:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
+        await until(done, seconds, task)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -106,15 +111,12 @@ def test_window_waits_for_the_ack(bus: RedisClient, redis_server: RedisServer) -
     async def scenario() -> None:
         task = asyncio.create_task(main(q, args(redis_server, batch_size=50)))
         try:
-            while not q.events:
-                await asyncio.sleep(0.02)
+            await until(lambda: q.events, 10, task)
             ev.publish(bus, [lease(n) for n in range(1, 8)])  # a burst while the stage runs
             await asyncio.sleep(0.5)
             assert len(q.events) == 1  # nothing read until the first batch is acknowledged
             ev.publish(bus, [], q.events[0]["entries"])
-            deadline = time.monotonic() + 5
-            while len(q.events) < 2 and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
+            await until(lambda: len(q.events) >= 2, 5, task)
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -186,7 +188,7 @@ def test_idle_entries_of_a_dead_consumer_are_claimed_then_dead_lettered(
         redis_server, consumer="c2", claim_idle_ms=200, claim_interval_ms=100, max_deliveries=3, max_batches_in_flight=0
     )
     asyncio.run(run_until(q, {**a, "consumer": "c-dead"}, lambda: q.events))
-    asyncio.run(run_until(q, a, lambda: ev.bus_status(bus)["dead_letters"], timeout=15))
+    asyncio.run(run_until(q, a, lambda: ev.bus_status(bus)["dead_letters"], seconds=15))
     counts = [e["delivery_count"] for e in entries(q)]
     assert counts[:3] == [1, 2, 3]
     [dead] = ev.bus_status(bus)["dead_letters"]
@@ -204,9 +206,7 @@ def test_redis_down_means_retry_not_crash(redis_server: RedisServer, tmp_path: P
         server.start()
         with RedisClient(RedisSettings(server.url)) as c:
             ev.publish(c, [lease(5)])
-        deadline = time.monotonic() + 10
-        while not q.events and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await until(lambda: q.events, 10, task)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

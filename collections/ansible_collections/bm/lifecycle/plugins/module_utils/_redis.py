@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import time
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
@@ -124,6 +123,8 @@ class RedisClient:
                 sock = socket.create_connection((s.host, s.port), timeout=self._budget())
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if s.scheme == "rediss":
+                    import ssl  # noqa: PLC0415  (only for TLS: keeps the DHCP hook's start-up cheap)
+
                     sock = ssl.create_default_context().wrap_socket(sock, server_hostname=s.host)
         except OSError as exc:
             raise RedisConnectionError(f"cannot connect to {s}: {exc}") from None

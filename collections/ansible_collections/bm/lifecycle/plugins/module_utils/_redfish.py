@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hmac
 import http.client
 import json
 import random
@@ -306,6 +307,10 @@ class RedfishClient:
         """Use a new password from now on (after changing the connecting account's password)."""
         self._password = password
 
+    def password_is(self, password: str) -> bool:
+        """Whether ``password`` is the one this client logs in with (constant-time compare)."""
+        return hmac.compare_digest(self._password.encode(), password.encode())
+
     # sessions
     def login(self) -> None:
         """Open a session (``auth: session``); Basic auth needs none."""
@@ -344,17 +349,22 @@ class RedfishClient:
                 close()
 
     def check_credentials(self, username: str, password: str) -> bool:
-        """Whether the BMC accepts these credentials (a session login, deleted at once). Raises on anything but 401."""
+        """Whether the BMC accepts these credentials: one Basic-authenticated GET (no session, nothing written).
+
+        Raises on anything but a 2xx or a 401.
+        """
+        pair = base64.b64encode(f"{username}:{password}".encode()).decode()
         try:
-            answer = self._send("POST", SESSIONS, {"UserName": username, "Password": password}, authenticate=False)
+            self._send(
+                "GET",
+                "/redfish/v1/SessionService",
+                None,
+                headers={"Authorization": "Basic " + pair},
+                authenticate=False,
+            )
         except RedfishAuthError:
             return False
-        token = answer.headers.get("x-auth-token")
-        location = urlsplit(answer.headers.get("location") or "").path
-        if token and location:
-            with contextlib.suppress(RedfishError):
-                self._send("DELETE", location, None, retry=False, headers={"X-Auth-Token": token}, authenticate=False)
-        return answer.status in (200, 201)
+        return True
 
     # requests
     def get(self, path: str) -> dict[str, Any]:
@@ -488,33 +498,43 @@ class RedfishClient:
 
     # readiness
     def wait_until_ready(self, timeout: float, interval: float = 2.0, settle: float = 0.0) -> float:
-        """After a Manager.Reset: wait (bounded) until the BMC answers an authenticated GET of Managers/1 again.
+        """After a Manager.Reset: wait (bounded) until the BMC has gone down and answers again.
 
-        Returns the seconds waited; raises RedfishUnavailableError at ``timeout``.
+        First polls (every ``settle`` seconds, at most a third of ``timeout``) until the BMC stops answering, so that a
+        BMC still up for a moment after accepting the reset is not taken as "back"; then polls every ``interval``
+        seconds until an authenticated GET of Managers/1 succeeds. Returns the seconds waited; raises
+        RedfishUnavailableError at ``timeout``.
         """
         start = time.monotonic()
         deadline = start + timeout
-        if settle:
-            self.sleep(settle)
         self._token = self._session_path = None  # a reset drops every session
         close = getattr(self.transport, "close", None)
+        down_deadline = start + timeout / 3
         last = "no answer"
+        seen_down = settle <= 0
         while True:
             if close is not None:
                 close()
             try:
                 self.login()
                 self._send("GET", MANAGER, None, retry=False)
-                return time.monotonic() - start
+                if seen_down:
+                    return time.monotonic() - start
             except RedfishAuthError:
                 raise
             except RedfishError as error:
                 last = str(error)
-            if time.monotonic() + interval > deadline:
+                seen_down = True
+            now = time.monotonic()
+            if not seen_down and now + settle > down_deadline:
+                seen_down = True  # never saw it go down: it reset faster than we polled
+                continue
+            wait = settle if not seen_down else interval
+            if now + wait > deadline:
                 raise RedfishUnavailableError(
                     f"BMC {self.display} did not come back within {timeout:.0f} s after its reset (last: {last})"
                 )
-            self.sleep(interval)
+            self.sleep(wait)
 
 
 def _no_warn(message: str) -> None:

@@ -295,7 +295,7 @@ def _records(text: str) -> list[dict[str, Any]]:
             continue
         expect_title = False
         if line.startswith("\t") and not line.startswith("\t\t") and ":" in line:
-            key, _, value = line[1:].partition(":")
+            key, _sep, value = line[1:].partition(":")
             current["fields"].setdefault(key.strip(), value.strip())
     return records
 

@@ -1,0 +1,801 @@
+# Copyright: (c) 2026, bm-lifecycle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""NetBox for bm.lifecycle: connection options (defined once), a small typed REST client, and the lifecycle operations
+built on it (MAC lookup, BMC IP reconciliation, compare-and-set transitions with a per-device Redis lock, journal).
+
+Client
+    One keep-alive ``http.client`` connection (standard library only: modules run through AnsiballZ and the rulebook's
+    event sources import this too). Three tries with exponential backoff on 5xx, timeouts and connection errors; none on
+    4xx. A request that may have reached NetBox (sent, then the connection broke) is retried only when it is idempotent
+    (GET/PATCH/PUT/DELETE): a POST is retried only when it provably never left (connection refused) or NetBox answered
+    502/503/504. ``NetBoxClient.requests`` counts HTTP requests sent, for the stage measurements.
+
+NetBox 4.7 facts encoded here (see the project's reference notes): select custom fields are read as ``{value,label}``
+and written as the plain value (:func:`unwrap`); MACs live in ``dcim.mac-addresses`` and are not unique
+(:func:`find_mac` returns every match); range filters on custom fields match nulls; tokens ``nbt_<key>.<secret>`` are
+v2 and go in ``Authorization: Bearer``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import json
+import random
+import secrets
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from ansible_collections.bm.lifecycle.plugins.module_utils._mac import normalize_mac
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisReplyError
+
+URL_ENV = ("NETBOX_API", "NETBOX_URL")
+TOKEN_ENV = ("NETBOX_TOKEN",)
+DEFAULT_TENANT = "baremetal-staging"
+DEVICE_OBJECT_TYPE = "dcim.device"
+INTERFACE_OBJECT_TYPE = "dcim.interface"
+TRIES = 3
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+SAFE_RETRY_STATUSES = frozenset({502, 503, 504})  # the request surely was not processed: even a POST may be retried
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+MAX_PAGES = 100
+LOCK_PREFIX = "bm:lock:device:"
+UTC = datetime.timezone.utc  # noqa: UP017 - module_utils also run on targets older than Python 3.11
+
+# The timestamp custom field each state sets when entered (DESIGN.md section 1); lifecycle_changed_at is set always.
+STATE_TIMESTAMPS = {
+    "discovery": "discovered_at",
+    "validating": "pxe_boot_initiated_at",
+    "validation_completed": "validation_completed_at",
+    "monitored": "last_monitored_at",
+}
+CHANGED_AT = "lifecycle_changed_at"
+STATE_FIELD = "lifecycle_state"
+
+
+def netbox_argument_spec() -> dict[str, Any]:
+    """The NetBox connection options of every bm.lifecycle module (documented in doc fragment ``bm.lifecycle.netbox``).
+
+    ``env_fallback`` is imported here, not at module level, so this file stays importable without ansible-core.
+    """
+    from ansible.module_utils.basic import env_fallback  # noqa: PLC0415
+
+    return {
+        "netbox_url": {"type": "str", "fallback": (env_fallback, list(URL_ENV))},
+        "netbox_token": {"type": "str", "no_log": True, "fallback": (env_fallback, list(TOKEN_ENV))},
+        "netbox_validate_certs": {"type": "bool", "default": True},
+        "netbox_ca_path": {"type": "path"},
+        "netbox_timeout": {"type": "float", "default": 10.0},
+    }
+
+
+class NetBoxError(Exception):
+    """A NetBox request failed; ``status`` is the HTTP status (None when NetBox could not be reached)."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.retryable = retryable
+
+
+class NetBoxUnreachable(NetBoxError):
+    """NetBox did not answer (connection refused or reset, timeout, 5xx) after every try."""
+
+
+class NetBoxClient:
+    """A small NetBox REST client. ``sleep`` and ``jitter`` are injectable for tests."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        validate_certs: bool = True,
+        ca_path: str | None = None,
+        timeout: float = 10.0,
+        tries: int = TRIES,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        if not url:
+            raise ValueError("NetBox URL missing: set netbox_url or the NETBOX_API environment variable")
+        if not token:
+            raise ValueError("NetBox token missing: set netbox_token or the NETBOX_TOKEN environment variable")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"NetBox URL must be http(s)://host[:port][/path], got {url!r}")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.base_path = parts.path.rstrip("/")
+        self.url = url.rstrip("/")
+        keyword = "Bearer" if token.startswith("nbt_") else "Token"
+        self._headers = {
+            "Authorization": f"{keyword} {token}",
+            "Accept": "application/json",
+            "User-Agent": "bm.lifecycle",
+        }
+        self.timeout = timeout
+        self.tries = max(1, tries)
+        self.backoff = backoff
+        self.sleep = sleep
+        self.requests = 0
+        self._conn: http.client.HTTPConnection | None = None
+        self._ssl: ssl.SSLContext | None = None
+        if self.scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=ca_path)
+            if not validate_certs:
+                if warn is not None:
+                    warn(f"TLS verification of NetBox at {self.url} is disabled (netbox_validate_certs=false)")
+                self._ssl.check_hostname = False
+                self._ssl.verify_mode = ssl.CERT_NONE
+
+    # --- transport ----------------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self._ssl is not None:
+                self._conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._ssl)
+            else:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return self._conn
+
+    def _once(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        """One HTTP exchange. Raises ``OSError``/``http.client.HTTPException``; ``_sent`` tells whether it left."""
+        conn = self._connection()
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        self._sent = False
+        if conn.sock is None:
+            conn.connect()  # refused or timing out here: the request never left
+        self._sent = True
+        self.requests += 1
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.will_close:
+            self.close()
+        return response.status, data
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        """``method`` ``path`` (relative to the API root, e.g. ``/api/dcim/devices/1/``); the decoded JSON answer.
+
+        Raises :class:`NetBoxError` on 4xx (at once) and :class:`NetBoxUnreachable` after the last try.
+        """
+        full = self.base_path + path
+        if params:
+            full += "?" + urlencode(params, doseq=True)
+        raw = None if body is None else json.dumps(body).encode("utf-8")
+        last = ""
+        for attempt in range(self.tries):
+            if attempt:
+                delay = self.backoff * (2 ** (attempt - 1))
+                self.sleep(delay + random.uniform(0, delay / 4))  # noqa: S311 - jitter, not cryptography
+            self._sent = False
+            try:
+                status, data = self._once(method, full, raw)
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if self._sent and method not in IDEMPOTENT:
+                    raise NetBoxUnreachable(
+                        f"NetBox {method} {path} may or may not have been applied: the connection broke after the "
+                        f"request was sent ({last}); not retried because {method} is not idempotent",
+                        retryable=True,
+                    ) from None
+                continue
+            if status < 300:
+                return _decode(data) if data else None
+            answer = _decode(data)
+            if status in RETRY_STATUSES and (method in IDEMPOTENT or status in SAFE_RETRY_STATUSES):
+                last = f"HTTP {status}: {_short(answer)}"
+                continue
+            if status >= 500:
+                message = f"NetBox {method} {path}: HTTP {status}: {_short(answer)}"
+                raise NetBoxUnreachable(message, status, answer, retryable=True)
+            raise NetBoxError(f"NetBox {method} {path}: HTTP {status}: {_short(answer)}", status, answer)
+        raise NetBoxUnreachable(
+            f"NetBox at {self.url} did not answer {method} {path} after {self.tries} tries ({last})", retryable=True
+        )
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params or None)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, body=body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, body=body)
+
+    def list(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        """Every result of a list endpoint (follows ``next``, at most ``MAX_PAGES`` pages)."""
+        params.setdefault("limit", 200)
+        offset = 0
+        results: list[dict[str, Any]] = []
+        for _page in range(MAX_PAGES):
+            page = self.request("GET", path, params={**params, "offset": offset})
+            batch = page.get("results", []) if isinstance(page, dict) else []
+            results.extend(batch)
+            if not page.get("next") or not batch:
+                return results
+            offset += len(batch)
+        raise NetBoxError(f"NetBox {path}: more than {MAX_PAGES} pages; narrow the filter")
+
+
+def _decode(data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError:
+        return data.decode("utf-8", "replace")[:500]
+
+
+def _short(value: Any) -> str:
+    out = json.dumps(value) if not isinstance(value, str) else value
+    return out if len(out) <= 300 else out[:297] + "..."
+
+
+def client_from_params(params: dict[str, Any], warn: Callable[[str], None] | None = None) -> NetBoxClient:
+    """A client from a module's validated parameters (the options of :func:`netbox_argument_spec`)."""
+    return NetBoxClient(
+        params.get("netbox_url") or "",
+        params.get("netbox_token") or "",
+        validate_certs=params.get("netbox_validate_certs", True),
+        ca_path=params.get("netbox_ca_path"),
+        timeout=params.get("netbox_timeout") or 10.0,
+        warn=warn,
+    )
+
+
+# --- small helpers ----------------------------------------------------------------------------------------------------
+
+
+def unwrap(value: Any) -> Any:
+    """A select field as read (``{"value": "staged", "label": "staged"}``) as it must be written (``"staged"``)."""
+    if isinstance(value, dict) and "value" in value and "label" in value:
+        return value["value"]
+    return value
+
+
+def custom_field(record: dict[str, Any], name: str) -> Any:
+    return unwrap((record.get("custom_fields") or {}).get(name))
+
+
+def now() -> str:
+    """Current UTC time as NetBox writes datetime custom fields (ISO 8601, seconds, ``Z``)."""
+    return datetime.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> datetime.datetime | None:
+    """A NetBox datetime (``2026-11-25T05:00:00Z`` / ``+00:00``) as an aware datetime; None if empty or invalid."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Custom-field equality that treats equal instants written differently as equal."""
+    a, b = unwrap(a), unwrap(b)
+    if a in (None, "") and b in (None, ""):
+        return True
+    ta, tb = parse_time(a), parse_time(b)
+    if ta is not None and tb is not None:
+        return ta == tb
+    return bool(a == b)
+
+
+def tenant_matches(record: dict[str, Any], tenant: str) -> bool:
+    t = record.get("tenant") or {}
+    return bool(t) and tenant in (t.get("slug"), t.get("name"))
+
+
+def tenant_name(record: dict[str, Any]) -> str:
+    t = record.get("tenant") or {}
+    return str(t.get("slug") or t.get("name") or "no tenant")
+
+
+def device_ref(record: dict[str, Any]) -> dict[str, Any]:
+    return {"id": record.get("id"), "name": record.get("name")}
+
+
+def host_of(address: str) -> str:
+    return address.split("/", 1)[0]
+
+
+def journal(client: NetBoxClient, device_id: int, comments: str, kind: str = "info") -> dict[str, Any]:
+    """Write a journal entry on a device."""
+    return client.post(
+        "/api/extras/journal-entries/",
+        {
+            "assigned_object_type": DEVICE_OBJECT_TYPE,
+            "assigned_object_id": device_id,
+            "kind": kind,
+            "comments": comments,
+        },
+    )
+
+
+def journal_has(client: NetBoxClient, device_id: int, needle: str) -> bool:
+    """Whether a journal entry on the device mentions ``needle`` (an event id)."""
+    page = client.get(
+        "/api/extras/journal-entries/",
+        assigned_object_type=DEVICE_OBJECT_TYPE,
+        assigned_object_id=device_id,
+        q=needle,
+        limit=1,
+        brief=1,
+    )
+    return bool(page.get("count")) if isinstance(page, dict) else False
+
+
+def get_device(client: NetBoxClient, device: int | str) -> dict[str, Any]:
+    """A device by id or by name (a name must match exactly one device)."""
+    if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
+        return client.get(f"/api/dcim/devices/{int(device)}/")
+    found = client.get("/api/dcim/devices/", name=device, limit=2)
+    results = found.get("results", []) if isinstance(found, dict) else []
+    if len(results) != 1:
+        raise NetBoxError(f"device {device!r}: {len(results) or 'no'} devices have that name", 404)
+    return results[0]
+
+
+# --- MAC lookup and BMC IP --------------------------------------------------------------------------------------------
+
+
+def find_mac(client: NetBoxClient, mac: str) -> list[dict[str, Any]]:
+    """Every NetBox MAC-address object with this MAC (any spelling), as ``{mac_id, object_type, interface_id,
+    interface_name, device_id, device_name, is_primary}``. MACs are not unique in NetBox: 0, 1 or many."""
+    canonical = normalize_mac(mac)
+    page = client.get("/api/dcim/mac-addresses/", mac_address=canonical, limit=50)
+    matches = []
+    for row in page.get("results", []) if isinstance(page, dict) else []:
+        obj = row.get("assigned_object") or {}
+        device = obj.get("device") or {}
+        matches.append(
+            {
+                "mac_id": row.get("id"),
+                "object_type": row.get("assigned_object_type"),
+                "interface_id": row.get("assigned_object_id"),
+                "interface_name": obj.get("name"),
+                "device_id": device.get("id"),
+                "device_name": device.get("name"),
+                "is_primary": row.get("is_primary"),
+            }
+        )
+    return matches
+
+
+def match_lease(client: NetBoxClient, mac: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+    """Match a DHCP lease's MAC to a device. Returns ``{match, msg, mac, device, interface, ...}`` where ``match`` is
+
+    - ``unknown``: no device has this MAC;
+    - ``ambiguous``: several devices (or several interfaces of one device) have it;
+    - ``not_bmc``: the MAC is a data NIC's (not on a mgmt-only interface): such a lease never starts anything;
+    - ``foreign_tenant``: the device is not in ``tenant``;
+    - ``bmc``: the device's BMC interface; ``device`` is the full device record.
+    """
+    canonical = normalize_mac(mac)
+    matches = find_mac(client, canonical)
+    on_devices = [m for m in matches if m["object_type"] == INTERFACE_OBJECT_TYPE and m["device_id"]]
+    result: dict[str, Any] = {"mac": canonical, "device": None, "interface": None, "matches": matches}
+    if not on_devices:
+        where = f" ({len(matches)} not on a device interface)" if matches else ""
+        return {**result, "match": "unknown", "msg": f"MAC {canonical} is not known to NetBox{where}"}
+    devices = sorted({(m["device_id"], m["device_name"]) for m in on_devices})
+    if len(devices) > 1:
+        names = ", ".join(f"{n} (id {i})" for i, n in devices)
+        return {**result, "match": "ambiguous", "msg": f"MAC {canonical} is on {len(devices)} devices: {names}"}
+    interfaces = sorted({m["interface_id"] for m in on_devices})
+    iface_rows = [client.get(f"/api/dcim/interfaces/{i}/", fields="id,name,mgmt_only,device") for i in interfaces]
+    bmc = [row for row in iface_rows if row.get("mgmt_only")]
+    ref = {"id": devices[0][0], "name": devices[0][1]}
+    if not bmc:
+        names = ", ".join(str(r.get("name")) for r in iface_rows)
+        return {
+            **result,
+            "match": "not_bmc",
+            "device": ref,
+            "msg": f"MAC {canonical} is {ref['name']}'s data interface {names}, not its BMC: this lease starts nothing",
+        }
+    if len(bmc) > 1:
+        return {**result, "match": "ambiguous", "device": ref, "msg": f"MAC {canonical} is on several BMC interfaces"}
+    device = client.get(f"/api/dcim/devices/{ref['id']}/")
+    interface = {"id": bmc[0]["id"], "name": bmc[0]["name"]}
+    if not tenant_matches(device, tenant):
+        return {
+            **result,
+            "match": "foreign_tenant",
+            "device": device_ref(device),
+            "interface": interface,
+            "msg": f"device {device.get('name')} belongs to {tenant_name(device)}, not {tenant}: not touched",
+        }
+    return {
+        **result,
+        "match": "bmc",
+        "device": device,
+        "interface": interface,
+        "msg": f"MAC {canonical} is the BMC ({interface['name']}) of {device.get('name')}",
+    }
+
+
+def prefix_length(client: NetBoxClient, ip: str) -> int:
+    """The length of the most specific NetBox prefix containing ``ip`` (32/128 without one)."""
+    page = client.get("/api/ipam/prefixes/", contains=ip, limit=100, brief=1)
+    lengths = [int(str(p.get("prefix", "/0")).split("/")[1]) for p in page.get("results", [])]
+    if lengths:
+        return max(lengths)
+    return 128 if ":" in ip else 32
+
+
+def _claim_ip(
+    client: NetBoxClient,
+    ip_obj: dict[str, Any] | None,
+    host: str,
+    interface_id: int,
+    *,
+    writes: list[tuple[str, str, dict[str, Any]]],
+    changes: list[str],
+) -> dict[str, Any] | None:
+    """The IP object to use for ``host`` on the BMC interface (None: create one); queue the writes it needs."""
+    if ip_obj is not None:
+        if unwrap(ip_obj.get("status")) != "active":
+            writes.append(("PATCH", f"/api/ipam/ip-addresses/{ip_obj['id']}/", {"status": "active"}))
+            changes.append(f"marked {ip_obj['address']} active")
+        return ip_obj
+    elsewhere = client.get("/api/ipam/ip-addresses/", address=host, limit=5).get("results", [])
+    if not elsewhere:
+        return None
+    other = elsewhere[0]
+    where = other.get("assigned_object") or {}
+    if other.get("assigned_object_id"):
+        owner = (where.get("device") or where.get("virtual_machine") or {}).get("name", "?")
+        raise NetBoxError(
+            f"IP {host} is already assigned in NetBox to {owner} {where.get('name', '')}; "
+            "not moving it to this BMC (fix NetBox or the DHCP pool)",
+            409,
+        )
+    body = {"status": "active", "assigned_object_type": INTERFACE_OBJECT_TYPE, "assigned_object_id": interface_id}
+    writes.append(("PATCH", f"/api/ipam/ip-addresses/{other['id']}/", body))
+    changes.append(f"assigned existing IP {other['address']} to the BMC interface")
+    return other
+
+
+def reconcile_bmc_ip(
+    client: NetBoxClient,
+    device: dict[str, Any],
+    interface_id: int,
+    address: str,
+    *,
+    check_mode: bool = False,
+    description: str = "BMC address (DHCP lease)",
+) -> dict[str, Any]:
+    """Make ``address`` (``a.b.c.d`` or ``a.b.c.d/len``) the active IP of the BMC interface and the device's oob_ip.
+
+    Returns ``{changed, ip, ip_id, previous_ip, ip_changed, changes}``. ``ip_changed`` is true when the device's oob_ip
+    pointed elsewhere (or nowhere) before. Other IPs left on the BMC interface are marked ``deprecated``. An address
+    that NetBox holds on another object is not moved: :class:`NetBoxError` (409), nothing changed.
+    """
+    host = host_of(address)
+    previous = (device.get("oob_ip") or {}).get("address")
+    on_iface = client.list("/api/ipam/ip-addresses/", interface_id=interface_id)
+    mine = [ip for ip in on_iface if host_of(ip["address"]) == host]
+    changes: list[str] = []
+    writes: list[tuple[str, str, dict[str, Any]]] = []
+    ip_obj = _claim_ip(client, mine[0] if mine else None, host, interface_id, writes=writes, changes=changes)
+    for stale in on_iface:
+        if host_of(stale["address"]) != host and unwrap(stale.get("status")) == "active":
+            writes.append(("PATCH", f"/api/ipam/ip-addresses/{stale['id']}/", {"status": "deprecated"}))
+            changes.append(f"marked stale {stale['address']} deprecated")
+    if ip_obj is None:
+        cidr = address if "/" in address else f"{host}/{prefix_length(client, host)}"
+        changes.insert(0, f"created IP {cidr} on the BMC interface")
+    else:
+        cidr = ip_obj["address"]
+    oob_id = (device.get("oob_ip") or {}).get("id")
+    ip_changed = previous is None or host_of(previous) != host
+    needs_oob = ip_obj is None or oob_id != ip_obj.get("id")
+    if needs_oob:
+        changes.append(f"device oob_ip {previous or 'none'} -> {cidr}")
+    result = {
+        "changed": bool(changes),
+        "ip": cidr,
+        "ip_id": None if ip_obj is None else ip_obj.get("id"),
+        "previous_ip": previous,
+        "ip_changed": ip_changed,
+        "changes": changes,
+    }
+    if check_mode or not changes:
+        return result
+    if ip_obj is None:
+        ip_obj = client.post(
+            "/api/ipam/ip-addresses/",
+            {
+                "address": cidr,
+                "status": "active",
+                "assigned_object_type": INTERFACE_OBJECT_TYPE,
+                "assigned_object_id": interface_id,
+                "description": description,
+            },
+        )
+        result["ip_id"] = ip_obj["id"]
+    for method, path, body in writes:
+        client.request(method, path, body=body)
+    if needs_oob:
+        client.patch(f"/api/dcim/devices/{device['id']}/", {"oob_ip": ip_obj["id"]})
+    return result
+
+
+# --- the per-device lock ----------------------------------------------------------------------------------------------
+
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
+
+
+class LockBusy(Exception):
+    """Another stage holds the device's lock longer than we may wait."""
+
+
+class DeviceLock:
+    """``SET bm:lock:device:<id> <random> NX PX ttl``; released only by its holder (compare-and-delete in Lua)."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        device_id: int,
+        ttl: float = 30.0,
+        wait: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.redis = redis
+        self.key = f"{LOCK_PREFIX}{device_id}"
+        self.ttl_ms = max(1, int(ttl * 1000))
+        self.wait = wait
+        self.sleep = sleep
+        self.value = secrets.token_hex(16)
+
+    def __enter__(self) -> DeviceLock:
+        deadline = time.monotonic() + self.wait
+        pause = 0.05
+        for _try in range(10_000):
+            if self.redis.call("SET", self.key, self.value, "NX", "PX", self.ttl_ms) is not None:
+                return self
+            if time.monotonic() >= deadline:
+                break
+            self.sleep(pause)
+            pause = min(pause * 2, 0.5)
+        holder = self.redis.call("PTTL", self.key)
+        raise LockBusy(f"device lock {self.key} is held by another stage (expires in {holder} ms); not waiting longer")
+
+    def __exit__(self, *exc: object) -> None:
+        with suppress(OSError, RedisReplyError):  # else it expires on its own
+            self.redis.call("EVAL", _RELEASE, 1, self.key, self.value)
+
+
+# --- compare-and-set transition ---------------------------------------------------------------------------------------
+
+
+def timestamp_field_for(new_state: str, current_state: str | None) -> str | None:
+    """The custom field stamped when ``new_state`` is entered (``staged`` from ``hardening`` stamps ``hardened_at``)."""
+    if new_state == "staged":
+        return "hardened_at" if current_state == "hardening" else None
+    return STATE_TIMESTAMPS.get(new_state)
+
+
+def plan_transition(
+    device: dict[str, Any],
+    *,
+    expected: Iterable[str],
+    state: str,
+    tenant: str,
+    expected_fields: dict[str, Any] | None = None,
+    custom_fields: dict[str, Any] | None = None,
+    device_fields: dict[str, Any] | None = None,
+    timestamp_field: str | None = "auto",
+    timestamp: str | None = None,
+) -> dict[str, Any]:
+    """Pure decision: what to PATCH on ``device`` (a full device record) for this transition, or why not.
+
+    Returns ``{ok, reason, msg, current, patch, before, after}``. ``reason`` is one of ``tenant``, ``state``,
+    ``fields`` when not ok. ``patch`` is the one PATCH body (custom fields merge on the NetBox side).
+    """
+    expected = list(expected)
+    current = custom_field(device, STATE_FIELD)
+    name = device.get("name")
+    base = {"current": current, "patch": {}, "before": {}, "after": {}}
+    if not tenant_matches(device, tenant):
+        return {
+            **base,
+            "ok": False,
+            "reason": "tenant",
+            "msg": f"refused: device {name} belongs to {tenant_name(device)}, not {tenant}",
+        }
+    if current not in expected:
+        return {
+            **base,
+            "ok": False,
+            "reason": "state",
+            "msg": f"device {name} is in state {current!r}, not {' or '.join(map(repr, expected))}: nothing changed",
+        }
+    for field, want in (expected_fields or {}).items():
+        have = custom_field(device, field)
+        if not same_value(have, want):
+            return {
+                **base,
+                "ok": False,
+                "reason": "fields",
+                "msg": f"device {name} has {field}={have!r}, expected {want!r}: nothing changed",
+            }
+    stamp = timestamp or now()
+    cf: dict[str, Any] = {}
+    if current != state:
+        cf[STATE_FIELD] = state
+        cf[CHANGED_AT] = stamp
+        stamped = timestamp_field_for(state, current) if timestamp_field == "auto" else timestamp_field
+        if stamped:
+            cf[stamped] = stamp
+    cf.update(custom_fields or {})
+    cf_diff = {k: v for k, v in cf.items() if not same_value(custom_field(device, k), v)}
+    top_diff = {k: v for k, v in (device_fields or {}).items() if not same_value(_top_value(device.get(k)), v)}
+    patch: dict[str, Any] = dict(top_diff)
+    if cf_diff:
+        patch["custom_fields"] = cf_diff
+    before = {k: custom_field(device, k) for k in cf_diff}
+    before.update({k: _top_value(device.get(k)) for k in top_diff})
+    after = dict(cf_diff)
+    after.update(top_diff)
+    return {**base, "ok": True, "reason": None, "msg": "", "patch": patch, "before": before, "after": after}
+
+
+def _top_value(value: Any) -> Any:
+    """A top-level device field as written: nested objects by id, choices by value."""
+    if isinstance(value, dict):
+        if "id" in value:
+            return value["id"]
+        return unwrap(value)
+    return value
+
+
+def transition(
+    client: NetBoxClient,
+    redis: RedisClient | None,
+    device: int | str,
+    *,
+    expected: Iterable[str],
+    state: str,
+    reason: str,
+    event_id: str | None = None,
+    actor: str = "bm.lifecycle",
+    tenant: str = DEFAULT_TENANT,
+    expected_fields: dict[str, Any] | None = None,
+    custom_fields: dict[str, Any] | None = None,
+    device_fields: dict[str, Any] | None = None,
+    timestamp_field: str | None = "auto",
+    journal_kind: str | None = None,
+    write_journal: bool = True,
+    lock_ttl: float = 30.0,
+    lock_wait: float = 10.0,
+    check_mode: bool = False,
+) -> dict[str, Any]:
+    """Compare-and-set ``device`` from one of ``expected`` to ``state`` (see the module's documentation).
+
+    Under the device lock the device is re-read, checked (tenant, state, ``expected_fields``) and changed with one
+    PATCH, then a journal entry is written. If the device is already in ``state`` and no journal entry carries
+    ``event_id`` (a run that died between the PATCH and the journal), the entry is written now: a redelivered event
+    repairs it.
+    """
+    opts: dict[str, Any] = {
+        "expected": list(expected),
+        "state": state,
+        "tenant": tenant,
+        "expected_fields": expected_fields,
+        "custom_fields": custom_fields,
+        "device_fields": device_fields,
+        "timestamp_field": timestamp_field,
+        "reason": reason,
+        "event_id": event_id,
+        "actor": actor,
+        "journal_kind": journal_kind,
+        "write_journal": write_journal,
+    }
+    first = get_device(client, device)
+    result: dict[str, Any] = {
+        "changed": False,
+        "transitioned": False,
+        "device": device_ref(first),
+        "state_before": custom_field(first, STATE_FIELD),
+        "state": custom_field(first, STATE_FIELD),
+        "journal_entry": None,
+        "oob_ip": _oob_host(first),
+        "diff": {"before": {}, "after": {}},
+    }
+    if check_mode:
+        return _apply(client, first, result, False, opts)
+    if redis is None:
+        raise ValueError("a Redis client is needed for the device lock")
+    with DeviceLock(redis, int(first["id"]), ttl=lock_ttl, wait=lock_wait):
+        fresh = client.get(f"/api/dcim/devices/{first['id']}/")
+        result["state_before"] = result["state"] = custom_field(fresh, STATE_FIELD)
+        result["oob_ip"] = _oob_host(fresh)
+        return _apply(client, fresh, result, True, opts)
+
+
+def _oob_host(device: dict[str, Any]) -> str | None:
+    address = (device.get("oob_ip") or {}).get("address")
+    return host_of(address) if address else None
+
+
+def journal_text(
+    *, name: str, before: Any, state: str, reason: str, actor: str, event_id: str | None, changed: dict[str, Any]
+) -> str:
+    what = f"lifecycle_state {before} -> {state}" if before != state else f"lifecycle_state stays {state}"
+    fields = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()) if k not in (STATE_FIELD,))
+    lines = [f"**{what}** ({name})", f"why: {reason}", f"by: {actor}", f"event: {event_id or 'none (run by hand)'}"]
+    if fields:
+        lines.append(f"set: {fields}")
+    return "\n\n".join(lines)
+
+
+def _apply(
+    client: NetBoxClient, device: dict[str, Any], result: dict[str, Any], write: bool, opts: dict[str, Any]
+) -> dict[str, Any]:
+    state = opts["state"]
+    plan = plan_transition(
+        device,
+        expected=opts["expected"],
+        state=state,
+        tenant=opts["tenant"],
+        expected_fields=opts["expected_fields"],
+        custom_fields=opts["custom_fields"],
+        device_fields=opts["device_fields"],
+        timestamp_field=opts["timestamp_field"],
+    )
+    current = plan["current"]
+    name = str(device.get("name"))
+    event_id = opts["event_id"]
+    kind = opts["journal_kind"] or ("danger" if state.endswith("_failed") else "info")
+    words = {"name": name, "state": state, "reason": opts["reason"], "actor": opts["actor"], "event_id": event_id}
+    if not plan["ok"]:
+        result.update(msg=plan["msg"], refused=plan["reason"])
+        # A redelivered event whose first run changed the state but died before the journal entry: repair the journal.
+        repair = plan["reason"] == "state" and current == state and event_id and opts["write_journal"]
+        if repair and not journal_has(client, int(device["id"]), event_id):
+            result["msg"] += f"; the journal entry of event {event_id} was missing"
+            result["changed"] = True
+            if write:
+                late = journal_text(before="?", changed={}, **words) + "\n\n(journal entry written late)"
+                result["journal_entry"] = journal(client, int(device["id"]), late, kind).get("id")
+        return result
+    result.update(refused=None, diff={"before": plan["before"], "after": plan["after"]})
+    result["transitioned"] = current != state
+    result["state"] = state
+    result["custom_fields"] = plan["patch"].get("custom_fields", {})
+    if not plan["patch"]:
+        result["msg"] = f"device {name} is already in state {state} with these fields: nothing to do"
+        return result
+    result["changed"] = True
+    if current != state:
+        result["msg"] = f"device {name}: {current} -> {state}"
+    else:
+        result["msg"] = f"device {name}: fields updated in state {state}"
+    if write:
+        client.patch(f"/api/dcim/devices/{device['id']}/", plan["patch"])
+        if opts["write_journal"]:
+            entry = journal(
+                client, int(device["id"]), journal_text(before=current, changed=plan["after"], **words), kind
+            )
+            result["journal_entry"] = entry.get("id")
+    return result

@@ -1,0 +1,278 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, bm-lifecycle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Module bm.lifecycle.validation_token: issue, verify-and-consume or revoke a device's validation token."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: validation_token
+short_description: Issue, verify-and-consume or revoke a device's single-use validation token
+version_added: 0.1.0
+description:
+  - >-
+    O(state=issued) creates a random token for the device (32 bytes, URL-safe), stores only its SHA-256 in Redis under
+      C(bm:validation_token:<device_id>) with a TTL (replacing any earlier token of the device), and, with O(boot_dir),
+      renders the validation image's boot parameters
+      C(bm.device_id=<id> bm.token=<token> bm.callback=<url> [bm.ca=<path>]) into a per-device iPXE script
+      (or a bare kernel command line file) in that directory, atomically. The token itself is never returned
+      unless O(return_token=true).
+  - O(state=consumed) verifies O(token) and deletes it in one atomic step (compare-and-delete); a token is accepted
+    at most once; a wrong token changes nothing. The validation webhook does the same through
+    C(module_utils/_validation_token.py).
+  - O(state=absent) revokes the device's token and removes its boot files.
+author: bm-lifecycle developers (@bm-lifecycle)
+extends_documentation_fragment:
+  - bm.lifecycle.redis
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be issued, consumed or removed; writes nothing and consumes nothing.
+  diff_mode:
+    support: full
+    description: Shows whether a token and boot files exist before and after (never the token).
+options:
+  device_id:
+    description: NetBox id of the device.
+    type: int
+    required: true
+  state:
+    description: What to do.
+    type: str
+    choices: [issued, consumed, absent]
+    default: issued
+  ttl:
+    description: Seconds the token is valid (O(state=issued)); longer than the validation timeout.
+    type: int
+    default: 3600
+  token:
+    description: The token presented (O(state=consumed)). Never logged.
+    type: str
+  return_token:
+    description: Return the token as RV(token) (O(state=issued)). Leave off unless the caller renders it itself.
+    type: bool
+    default: false
+  boot_dir:
+    description: Directory the PXE HTTP server serves; the boot files are written (or removed) there.
+    type: path
+  boot_names:
+    description:
+      - Base names of the boot files, each written as C(<name>.<boot_format>), for example the device name and the
+        system UUID the BMC reports (so that a generic iPXE menu can C(chain ${uuid}.ipxe)).
+      - Defaults to the device id.
+    type: list
+    elements: str
+  boot_format:
+    description: V(ipxe) writes an iPXE script (C(kernel), C(initrd), C(boot)); V(cmdline) only the command line.
+    type: str
+    choices: [ipxe, cmdline]
+    default: ipxe
+  kernel_url:
+    description: URL of the validation image's kernel (V(ipxe)).
+    type: str
+  initrd_url:
+    description: URL of the validation image's initrd (V(ipxe)).
+    type: str
+  callback_url:
+    description: The validation webhook's report URL, C(bm.callback=). Required with O(boot_dir) when issuing.
+    type: str
+  callback_ca:
+    description: Path of the CA bundle inside the image that verifies an https callback, C(bm.ca=).
+    type: str
+  kernel_args:
+    description: More kernel arguments (one word each), for example C(console=ttyS0).
+    type: list
+    elements: str
+    default: []
+  boot_file_mode:
+    description: Mode of the boot files. The PXE HTTP server must read them; the token is single use and expires.
+    type: raw
+    default: '0644'
+"""
+
+EXAMPLES = r"""
+- name: Issue a token and render the device's iPXE script
+  bm.lifecycle.validation_token:
+    device_id: 1
+    boot_dir: /srv/pxe/bm
+    boot_names: [srv001, 4c4c4544-0042-3610-8030-b2c04f4e3432]
+    kernel_url: http://10.1.100.5/validation/vmlinuz
+    initrd_url: http://10.1.100.5/validation/initrd.img
+    callback_url: https://10.1.100.5:5000/api/v1/validation/report
+    callback_ca: /etc/bm/ca.pem
+    ttl: 3600
+
+- name: Verify and consume a presented token
+  bm.lifecycle.validation_token:
+    device_id: 1
+    state: consumed
+    token: "{{ presented_token }}"
+  register: check
+  no_log: true
+
+- name: Revoke (the BMC reset failed)
+  bm.lifecycle.validation_token:
+    device_id: 1
+    state: absent
+    boot_dir: /srv/pxe/bm
+    boot_names: [srv001]
+"""
+
+RETURN = r"""
+device_id:
+  description: The device.
+  returned: always
+  type: int
+expires_at:
+  description: When the issued token expires (UTC).
+  returned: when state is issued
+  type: str
+boot_files:
+  description: The boot files written (issued) or removed (absent).
+  returned: always
+  type: list
+  elements: str
+kernel_params:
+  description: The kernel parameters rendered, the token replaced by C(***).
+  returned: when state is issued and boot_dir is set
+  type: str
+  sample: bm.device_id=1 bm.token=*** bm.callback=https://10.1.100.5:5000/api/v1/validation/report
+valid:
+  description: Whether the token was valid (and is now consumed).
+  returned: when state is consumed
+  type: bool
+token:
+  description: The token, only with O(return_token=true).
+  returned: when state is issued and return_token
+  type: str
+"""
+
+import os
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisError
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params, redis_argument_spec
+from ansible_collections.bm.lifecycle.plugins.module_utils._validation_token import (
+    TokenError,
+    boot_paths,
+    issue,
+    kernel_params,
+    new_token,
+    redact,
+    remove_files,
+    render,
+    revoke,
+    ttl_of,
+    verify,
+    verify_consume,
+    write_file,
+)
+
+
+def _mode(value: object) -> int:
+    return value if isinstance(value, int) else int(str(value), 8)
+
+
+def _consume(module: AnsibleModule, redis: RedisClient, before: dict[str, Any], result: dict[str, Any]) -> dict:
+    p = module.params
+    check = verify if module.check_mode else verify_consume
+    result["valid"] = check(redis, p["device_id"], p["token"])
+    result["changed"] = result["valid"]
+    return {"token": before["token"] and not result["valid"], "boot_files": before["boot_files"]}
+
+
+def _absent(
+    module: AnsibleModule, redis: RedisClient, before: dict[str, Any], result: dict[str, Any], paths: list[str]
+) -> dict:
+    result["changed"] = before["token"] or bool(before["boot_files"])
+    result["boot_files"] = before["boot_files"]
+    if not module.check_mode:
+        revoke(redis, module.params["device_id"])
+        remove_files(paths)
+    return {"token": False, "boot_files": []}
+
+
+def _issue(module: AnsibleModule, redis: RedisClient, result: dict[str, Any], paths: list[str]) -> dict:
+    p = module.params
+    device_id = p["device_id"]
+    token = new_token()
+    content = ""
+    if paths:
+        if not p["callback_url"]:
+            raise TokenError("callback_url is required to render boot files")
+        if not os.path.isdir(p["boot_dir"]):
+            raise TokenError(f"boot_dir {p['boot_dir']} is not a directory")
+        params = kernel_params(device_id, token, p["callback_url"], p["callback_ca"], p["kernel_args"])
+        content = render(
+            p["boot_format"],
+            params,
+            kernel_url=p["kernel_url"],
+            initrd_url=p["initrd_url"],
+            comment=f"bm-lifecycle validation boot of NetBox device {device_id}; single-use token",
+        )
+        result["kernel_params"] = redact(params)
+    result["changed"] = True
+    result["boot_files"] = paths
+    if not module.check_mode:
+        issued = issue(redis, device_id, p["ttl"], token=token)
+        result["expires_at"] = issued["expires_at"]
+        for path in paths:
+            write_file(path, content, _mode(p["boot_file_mode"]))
+        if p["return_token"]:
+            result["token"] = token
+    return {"token": True, "boot_files": paths}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=redis_argument_spec(
+            device_id={"type": "int", "required": True},
+            state={"type": "str", "choices": ["issued", "consumed", "absent"], "default": "issued"},
+            ttl={"type": "int", "default": 3600},
+            token={"type": "str", "no_log": True},
+            return_token={"type": "bool", "default": False},
+            boot_dir={"type": "path"},
+            boot_names={"type": "list", "elements": "str"},
+            boot_format={"type": "str", "choices": ["ipxe", "cmdline"], "default": "ipxe"},
+            kernel_url={"type": "str"},
+            initrd_url={"type": "str"},
+            callback_url={"type": "str"},
+            callback_ca={"type": "str"},
+            kernel_args={"type": "list", "elements": "str", "default": []},
+            boot_file_mode={"type": "raw", "default": "0644"},
+        ),
+        required_if=[("state", "consumed", ("token",))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    device_id = p["device_id"]
+    result: dict[str, Any] = {"changed": False, "device_id": device_id, "boot_files": []}
+    try:
+        redis = client_from_params(p)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        paths = (
+            boot_paths(p["boot_dir"], p["boot_names"] or [str(device_id)], p["boot_format"]) if p["boot_dir"] else []
+        )
+        before = {"token": ttl_of(redis, device_id) is not None, "boot_files": [x for x in paths if os.path.exists(x)]}
+        if p["state"] == "consumed":
+            after = _consume(module, redis, before, result)
+        elif p["state"] == "absent":
+            after = _absent(module, redis, before, result, paths)
+        else:
+            after = _issue(module, redis, result, paths)
+        result["diff"] = {"before": before, "after": after}
+    except TokenError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except (RedisError, OSError) as exc:
+        module.fail_json(msg=f"validation token: {exc}", **result)
+    finally:
+        redis.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

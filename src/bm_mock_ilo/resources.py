@@ -659,7 +659,7 @@ def power(ctx: Ctx) -> Json:
                 "PowerConsumedWatts": watts,
                 "PowerLimit": {"LimitInWatts": None},
                 "PowerMetrics": {
-                    "AverageConsumedWatts": max(watts - 5, 0),
+                    "AverageConsumedWatts": max(watts - 5, 11),
                     "IntervalInMin": 20,
                     "MaxConsumedWatts": watts + 40 if watts > 11 else watts,
                     "MinConsumedWatts": max(watts - 40, 11),

@@ -1,12 +1,11 @@
-#!/usr/bin/python3
 # Copyright: (c) 2026, bm-lifecycle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """ISC dhcpd ``on commit`` hook of bm-lifecycle: publish a ``dhcp_lease`` event to the Redis event bus.
 
-Usage (see dhcpd-hook.conf next to this file)::
+Usage (see dhcpd-hook.conf next to this file; run it with Debian's /usr/bin/python3, standard library only)::
 
-    dhcp_hook.py IP MAC [HOSTNAME]     one lease; what dhcpd's execute() runs
-    dhcp_hook.py --flush               only flush the spool (for a timer, after a long Redis outage)
+    python3 dhcp_hook.py IP MAC [HOSTNAME]     one lease; what dhcpd's execute() runs
+    python3 dhcp_hook.py --flush               only flush the spool (for a timer, after a long Redis outage)
 
 dhcpd waits for this program, so it always exits 0, fast, whatever happens: it validates its input (an invalid IP or
 MAC is logged and dropped; an invalid host name is logged and left out), normalises the MAC (dhcpd's

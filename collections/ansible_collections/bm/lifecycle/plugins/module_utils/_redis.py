@@ -180,7 +180,7 @@ class RedisClient:
             count = int(rest)
             if count < 0:
                 return None
-            return [self._read() for _ in range(count)]
+            return [self._read() for _item in range(count)]
         raise RedisConnectionError(f"unexpected reply from Redis: {line[:32]!r}")
 
     def _roundtrip(self, commands: list[tuple[Any, ...]]) -> list[Reply]:
@@ -190,7 +190,7 @@ class RedisClient:
             self._sock.settimeout(self._budget())
             self._sock.sendall(b"".join(self._encode(c) for c in commands))
             replies = []
-            for _ in commands:
+            for _command in commands:
                 self._sock.settimeout(self._budget())
                 replies.append(self._read())
             return replies

@@ -97,9 +97,9 @@ def publish(  # noqa: PLR0912, PLR0915  (two round trips, each checked before an
         raise BusError("the same event_id appears twice in one publish")
     ack_refs = [parse_ack(a) for a in acks]
     keys = [dedupe_key(env) for env in envelopes]
-    streams = sorted({s for _, s, _ in encoded})
+    streams = sorted({s for _env, s, _raw in encoded})
 
-    for _ in range(attempts):
+    for _attempt in range(attempts):
         first: list[tuple[Any, ...]] = []
         if keys:
             first.append(("WATCH", *keys))
@@ -247,7 +247,7 @@ def replay(
         ) from None
     marker = REPLAYED_PREFIX + dead_letter_id
     result = {"changed": False, "dead_letter_id": dead_letter_id, "stream": stream, "event_id": envelope["event_id"]}
-    for _ in range(10):
+    for _attempt in range(10):
         first = client.pipeline([("WATCH", marker), ("GET", marker)])
         done = first[1]
         if done is not None and not force:
@@ -281,7 +281,7 @@ def bus_status(client: RedisClient, dead_letters: int = 20, max_streams: int = 1
     """Stream lengths, consumer groups with pending entries per consumer, and the newest dead letters."""
     names: list[str] = []
     cursor = "0"
-    for _ in range(max_streams):
+    for _page in range(max_streams):
         cursor_raw, batch = client.call("SCAN", cursor, "MATCH", STREAM_PREFIX + "*", "COUNT", 500, "TYPE", "stream")
         names += [text(b) for b in batch]
         cursor = text(cursor_raw)

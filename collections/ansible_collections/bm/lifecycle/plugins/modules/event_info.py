@@ -8,7 +8,8 @@ DOCUMENTATION = r"""
 module: event_info
 short_description: Show the state of the lifecycle event bus
 version_added: 0.1.0
-author: bm-lifecycle developers
+author:
+  - bm-lifecycle developers (@bm-lifecycle)
 description:
   - Lists every C(bm:events:*) stream with its length and consumer groups (pending entries per consumer, lag), and the
     newest entries of the dead-letter stream C(bm:events:dead_letter) with the reason each was set aside.
@@ -25,8 +26,11 @@ attributes:
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Nothing to compare; the result lists what was (or would be) written.
   platform:
+    support: full
     platforms: posix
+    description: Runs where Redis is reachable, usually the rulebook host (C(localhost)).
 """
 
 EXAMPLES = r"""

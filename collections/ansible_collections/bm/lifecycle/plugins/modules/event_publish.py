@@ -8,7 +8,8 @@ DOCUMENTATION = r"""
 module: event_publish
 short_description: Publish lifecycle events and acknowledge the consumed stream entries in one transaction
 version_added: 0.1.0
-author: bm-lifecycle developers
+author:
+  - bm-lifecycle developers (@bm-lifecycle)
 description:
   - Builds one v1 envelope per item of O(events), validates it, and in one Redis C(MULTI/EXEC) adds each to its stream
     C(bm:events:<event_type>) and acknowledges (C(XACK)) every entry in O(ack). A stage that finished has therefore done
@@ -71,8 +72,11 @@ attributes:
     description: Reports what would be published and acknowledged; writes nothing.
   diff_mode:
     support: none
+    description: Nothing to compare; the result lists what was (or would be) written.
   platform:
+    support: full
     platforms: posix
+    description: Runs where Redis is reachable, usually the rulebook host (C(localhost)).
 notes:
   - Runs wherever Redis is reachable, usually C(localhost) of the rulebook host.
 """

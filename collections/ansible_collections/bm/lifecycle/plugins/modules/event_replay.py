@@ -8,7 +8,8 @@ DOCUMENTATION = r"""
 module: event_replay
 short_description: Replay one dead-letter entry of the lifecycle event bus
 version_added: 0.1.0
-author: bm-lifecycle developers
+author:
+  - bm-lifecycle developers (@bm-lifecycle)
 description:
   - Publishes the envelope kept in one entry of C(bm:events:dead_letter) again to its original stream, with the same
     C(event_id), so the stage gets another chance after the operator fixed the cause.
@@ -31,8 +32,11 @@ attributes:
     description: Reports whether it would replay; writes nothing.
   diff_mode:
     support: none
+    description: Nothing to compare; the result lists what was (or would be) written.
   platform:
+    support: full
     platforms: posix
+    description: Runs where Redis is reachable, usually the rulebook host (C(localhost)).
 """
 
 EXAMPLES = r"""

@@ -342,7 +342,7 @@ class Source:
             self.history[stream] = ""
             return
         self.history[stream] = rows[-1][0]
-        counts = await self.delivery_counts(stream, [i for i, _ in rows])
+        counts = await self.delivery_counts(stream, [i for i, _fields in rows])
         self.backlog.setdefault(stream, []).extend((i, f, counts.get(i, 1)) for i, f in rows)
         LOG.info("redis_streams: %d entries of %s taken before a restart are handed over again", len(rows), stream)
 
@@ -356,7 +356,7 @@ class Source:
             rows = [(_text(i), f or None) for i, f in reply[1]]
             if not rows:
                 continue
-            claimed = {i for i, _ in rows}
+            claimed = {i for i, _fields in rows}
             counts = await self.delivery_counts(stream, list(claimed))
             queued = self.backlog.setdefault(stream, [])
             known = {i for i, _f, _c in queued}
@@ -431,7 +431,7 @@ class Source:
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
+    ms, _dash, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
 
 

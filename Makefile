@@ -6,7 +6,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
 VENV := $(CURDIR)/.venv
 STACK := $(CURDIR)/scripts/stack.sh
 
-.PHONY: help install up down status reset demo test lint bench bench-large lab-e2e chaos netbox-snapshot lock
+.PHONY: help install up down status reset demo test lint bench bench-large lab-e2e chaos netbox-snapshot lock image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ bench: up ## print the benchmark numbers (bounded; CI-sized)
 
 bench-large: up ## the benchmarks at fleet scale (1,000 servers; for people, not CI)
 	@BM_BENCH_LARGE=1 $(VENV)/bin/python -m bench
+
+image: install ## build the lab validation image (kernel + initramfs) into .lab/image/ (cached by its inputs' hash)
+	@$(CURDIR)/iso/lab/build.sh
 
 netbox-snapshot: install ## rebuild the committed migrated NetBox snapshot (runs `migrate`: minutes)
 	@$(STACK) snapshot

@@ -302,7 +302,8 @@ class Bmc:
             del self.sessions[token]
         if len(self.sessions) >= self.settings.max_sessions:
             raise RedfishError(503, f"{BASE}.SessionLimitExceeded")
-        session_id = f"{account.username.lower()}00000000{secrets.token_hex(8)}"
+        prefix = "".join(c for c in account.username.lower() if c.isascii() and c.isalnum())
+        session_id = f"{prefix}00000000{secrets.token_hex(8)}"
         session = Session(session_id, secrets.token_hex(16), account, now, now)
         self.sessions[session.token] = session
         self.counters.sessions_created += 1

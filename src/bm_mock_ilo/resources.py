@@ -1352,7 +1352,7 @@ RESOURCES = (
     _r(V1, get=service_root),
     _r(f"{V1}/sessionservice", get=session_service, patch=patch_session_service),
     _r(f"{V1}/sessionservice/sessions", get=sessions, post=create_session, privilege="LoginPriv"),
-    _r(f"{V1}/sessionservice/sessions/([a-z0-9_]+)", get=get_session, delete=delete_session, privilege="LoginPriv"),
+    _r(f"{V1}/sessionservice/sessions/([a-z0-9]+)", get=get_session, delete=delete_session, privilege="LoginPriv"),
     _r(f"{V1}/sessions", post=create_session, privilege="LoginPriv"),
     _r(f"{V1}/accountservice", get=account_service, patch=patch_account_service, privilege="UserConfigPriv"),
     _r(f"{V1}/accountservice/accounts", get=accounts, post=create_account, privilege="UserConfigPriv"),

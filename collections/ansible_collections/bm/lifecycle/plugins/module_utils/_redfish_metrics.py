@@ -1,0 +1,572 @@
+# Copyright: (c) 2026, bm-lifecycle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Redfish metrics of many BMCs, polled concurrently in one process: the logic behind ``bm.lifecycle.redfish_metrics``.
+
+- :func:`collect` reads one BMC through an injected ``fetch(path)`` (the plan's three GETs, concurrently; falling back
+  to ``PowerSubsystem``/``ThermalSubsystem``/``EnvironmentMetrics`` when ``Power``/``Thermal`` are absent) and returns
+  the plan's metrics. Pure of I/O: unit tests give it recorded JSON.
+- :func:`poll_fleet` runs :func:`collect` for every target over one aiohttp session: bounded concurrency (a
+  semaphore and the connector's limit), a per-BMC deadline, HTTP Basic auth (no session to leak), bounded retries on
+  503 and connection errors. One failing BMC is logged and counted; the others are unaffected.
+- :func:`write_outputs`: the plan's JSON file per device per poll (retention bounded per device), a Prometheus
+  textfile-collector file (written atomically), and the rows for NetBox's bulk PATCH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import json
+import os
+import random
+import ssl
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+try:
+    import aiohttp
+
+    HAS_AIOHTTP = True
+    AIOHTTP_IMPORT_ERROR: str | None = None
+except ImportError as _error:  # pragma: no cover - reported by the module with missing_required_lib
+    HAS_AIOHTTP = False
+    AIOHTTP_IMPORT_ERROR = str(_error)
+
+SYSTEM = "/redfish/v1/Systems/1"
+CHASSIS = "/redfish/v1/Chassis/1"
+HEALTH_RANK = {"OK": 0, "Warning": 1, "Critical": 2}
+HEALTH_NAMES = {v: k for k, v in HEALTH_RANK.items()}
+
+Fetch = Callable[[str], Awaitable[Any]]
+
+
+class NotFound(Exception):
+    """The resource does not exist (HTTP 404)."""
+
+
+class PollError(Exception):
+    """One BMC could not be polled; the message says why (no secrets)."""
+
+
+# --- extraction (pure) -------------------------------------------------------------------------------------------
+
+
+def _status_health(item: Mapping[str, Any] | None, rollup: bool = True) -> str | None:
+    status = (item or {}).get("Status") or {}
+    if status.get("State") in ("Absent", "Disabled"):
+        return None
+    value = status.get("HealthRollup") if rollup else None
+    return value or status.get("Health")
+
+
+def worst(values: Iterable[str | None]) -> str | None:
+    """The worst Redfish health of ``values`` (None ignored; None if none)."""
+    ranks = [HEALTH_RANK.get(v, 1) for v in values if v]
+    return HEALTH_NAMES[max(ranks)] if ranks else None
+
+
+def _present(items: Iterable[Any]) -> list[Mapping[str, Any]]:
+    return [i for i in items if isinstance(i, Mapping) and ((i.get("Status") or {}).get("State") not in ("Absent",))]
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def system_metrics(system: Mapping[str, Any]) -> dict[str, Any]:
+    """CPU count and health, memory total and health, from ``Systems/1``."""
+    cpu = system.get("ProcessorSummary") or {}
+    memory = system.get("MemorySummary") or {}
+    return {
+        "cpu": {"count": cpu.get("Count"), "health": _status_health(cpu)},
+        "memory": {"total_gb": _num(memory.get("TotalSystemMemoryGiB")), "health": _status_health(memory)},
+    }
+
+
+def power_metrics(power: Mapping[str, Any]) -> dict[str, Any]:
+    """Consumed watts (``PowerControl[0].PowerConsumedWatts``) and power-supply health, from ``Chassis/1/Power``."""
+    control = power.get("PowerControl") or [{}]
+    supplies = _present(power.get("PowerSupplies") or [])
+    return {
+        "consumed_watts": _num((control[0] or {}).get("PowerConsumedWatts")),
+        "health": worst(_status_health(s, rollup=False) for s in supplies),
+        "power_supplies": len(supplies),
+    }
+
+
+def _fan_summary(readings: list[tuple[float | None, str | None, str | None]]) -> dict[str, Any]:
+    values = [r for r, _u, _h in readings if r is not None]
+    units = next((u for _r, u, _h in readings if u), None)
+    return {
+        "count": len(readings),
+        "avg_reading": round(sum(values) / len(values), 1) if values else None,
+        "max_reading": max(values) if values else None,
+        "units": units,
+        "health": worst(h for _r, _u, h in readings),
+    }
+
+
+def _temps(values: list[float], healths: Iterable[str | None]) -> dict[str, Any]:
+    return {
+        "avg_temp_celsius": round(sum(values) / len(values), 1) if values else None,
+        "max_temp_celsius": max(values) if values else None,
+        "sensors": len(values),
+        "health": worst(healths),
+    }
+
+
+def thermal_metrics(thermal: Mapping[str, Any]) -> dict[str, Any]:
+    """Average and maximum temperature and the fans, from ``Chassis/1/Thermal``."""
+    temps = _present(thermal.get("Temperatures") or [])
+    readings = [v for v in (_num(t.get("ReadingCelsius")) for t in temps) if v is not None]
+    fans = _present(thermal.get("Fans") or [])
+    result = _temps(readings, (_status_health(t, rollup=False) for t in temps))
+    result["fans"] = _fan_summary(
+        [(_num(f.get("Reading")), f.get("ReadingUnits"), _status_health(f, rollup=False)) for f in fans]
+    )
+    return result
+
+
+def _link(body: Mapping[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if isinstance(value, Mapping) and isinstance(value.get("@odata.id"), str):
+        return value["@odata.id"]
+    return None
+
+
+async def _optional(fetch: Fetch, path: str) -> Any:
+    try:
+        return await fetch(path)
+    except NotFound:
+        return None
+
+
+async def _members(fetch: Fetch, path: str | None) -> list[Mapping[str, Any]]:
+    if not path:
+        return []
+    collection = await _optional(fetch, path) or {}
+    paths = [m.get("@odata.id") for m in collection.get("Members") or [] if isinstance(m, Mapping)]
+    bodies = await asyncio.gather(*(_optional(fetch, p) for p in paths if isinstance(p, str)))
+    return [b for b in bodies if isinstance(b, Mapping)]
+
+
+async def _new_power(fetch: Fetch, chassis: Mapping[str, Any]) -> dict[str, Any]:
+    """Power from EnvironmentMetrics + PowerSubsystem (iLO 6, other vendors)."""
+    env_path, sub_path = _link(chassis, "EnvironmentMetrics"), _link(chassis, "PowerSubsystem")
+    env, sub = await asyncio.gather(
+        _optional(fetch, env_path) if env_path else asyncio.sleep(0, None),
+        _optional(fetch, sub_path) if sub_path else asyncio.sleep(0, None),
+    )
+    supplies = await _members(fetch, _link(sub or {}, "PowerSupplies"))
+    present = _present(supplies)
+    return {
+        "consumed_watts": _num(((env or {}).get("PowerWatts") or {}).get("Reading")),
+        "health": worst(_status_health(s, rollup=False) for s in present),
+        "power_supplies": len(present),
+        "source": "EnvironmentMetrics/PowerSubsystem",
+    }
+
+
+async def _new_thermal(fetch: Fetch, chassis: Mapping[str, Any]) -> dict[str, Any]:
+    """Temperatures and fans from ThermalSubsystem (ThermalMetrics, Fans)."""
+    sub_path = _link(chassis, "ThermalSubsystem")
+    sub = (await _optional(fetch, sub_path) if sub_path else None) or {}
+    metrics_path = _link(sub, "ThermalMetrics")
+    metrics, fans = await asyncio.gather(
+        _optional(fetch, metrics_path) if metrics_path else asyncio.sleep(0, None),
+        _members(fetch, _link(sub, "Fans")),
+    )
+    readings = [
+        v
+        for v in (_num(r.get("Reading")) for r in (metrics or {}).get("TemperatureReadingsCelsius") or [])
+        if v is not None
+    ]
+    result = _temps(readings, [_status_health(sub)])
+    result["fans"] = _fan_summary(
+        [(_num((f.get("SpeedPercent") or {}).get("Reading")), "Percent", _status_health(f, rollup=False)) for f in fans]
+    )
+    result["source"] = "ThermalSubsystem"
+    return result
+
+
+async def collect(fetch: Fetch) -> dict[str, Any]:
+    """The plan's metrics of one BMC: Systems/1, Chassis/1/Power and Chassis/1/Thermal (concurrently), with fallback."""
+    system, power, thermal = await asyncio.gather(
+        fetch(SYSTEM), _optional(fetch, f"{CHASSIS}/Power"), _optional(fetch, f"{CHASSIS}/Thermal")
+    )
+    metrics = system_metrics(system)
+    chassis: Mapping[str, Any] | None = None
+    if power is None or thermal is None:
+        chassis = await fetch(CHASSIS)
+    metrics["power"] = power_metrics(power) if power is not None else await _new_power(fetch, chassis or {})
+    metrics["thermal"] = thermal_metrics(thermal) if thermal is not None else await _new_thermal(fetch, chassis or {})
+    metrics["health"] = worst(
+        [
+            metrics["cpu"]["health"],
+            metrics["memory"]["health"],
+            metrics["power"]["health"],
+            metrics["thermal"]["health"],
+        ]
+    )
+    return metrics
+
+
+# --- polling (aiohttp) --------------------------------------------------------------------------------------------
+
+
+def _ssl_for(target: Mapping[str, Any], cache: dict[tuple[str | None, bool], ssl.SSLContext]) -> ssl.SSLContext:
+    key = (target.get("ca_path"), bool(target.get("validate_certs", True)))
+    if key not in cache:
+        ca_path, verify = key
+        if not verify:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif ca_path and os.path.isdir(ca_path):
+            context = ssl.create_default_context(capath=ca_path)
+        else:
+            context = ssl.create_default_context(cafile=ca_path or None)
+        cache[key] = context
+    return cache[key]
+
+
+async def _poll_one(
+    session: Any,
+    target: Mapping[str, Any],
+    *,
+    semaphore: asyncio.Semaphore,
+    contexts: dict[tuple[str | None, bool], ssl.SSLContext],
+    deadline: float,
+    retries: int,
+    backoff: float,
+) -> dict[str, Any]:
+    name = target["name"]
+    host, port = target["address"], target.get("port") or 443
+    base = f"https://{'[' + host + ']' if ':' in host else host}:{port}"
+    token = base64.b64encode(f"{target['username']}:{target['password']}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}", "Accept": "application/json", "OData-Version": "4.0"}
+    context = _ssl_for(target, contexts)
+    counts = {"requests": 0, "retries": 0}
+
+    async def fetch(path: str) -> Any:
+        for attempt in range(retries + 1):
+            counts["requests"] += 1
+            try:
+                async with session.get(base + path, headers=headers, ssl=context) as answer:
+                    if answer.status == 200:
+                        return await answer.json(content_type=None)
+                    if answer.status == 404:
+                        raise NotFound(path)
+                    if answer.status == 401:
+                        raise PollError(f"HTTP 401 on {path}: wrong credentials")
+                    if answer.status != 503:
+                        raise PollError(f"HTTP {answer.status} on {path}")
+                    reason = f"HTTP 503 on {path}"
+            except aiohttp.ClientConnectorCertificateError as error:
+                raise PollError(f"TLS verification failed: {error.certificate_error}") from None
+            except (aiohttp.ClientError, OSError) as error:
+                reason = f"{type(error).__name__} on {path}"
+            if attempt == retries:
+                raise PollError(reason)
+            counts["retries"] += 1
+            await asyncio.sleep(backoff * (2**attempt) * (0.5 + random.random()))  # noqa: S311 - jitter
+        raise PollError("unreachable")  # pragma: no cover
+
+    started = time.monotonic()
+    result: dict[str, Any] = {"name": name, "device_id": target.get("device_id"), "ok": False}
+    async with semaphore:
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(deadline):
+                result["metrics"] = await collect(fetch)
+                result["ok"] = True
+        except TimeoutError:
+            result["error"] = f"no complete answer within {deadline:g} s"
+        except (PollError, NotFound) as error:
+            result["error"] = str(error)
+        except (ValueError, KeyError, TypeError) as error:
+            result["error"] = f"unexpected answer: {type(error).__name__}: {error}"
+    result["seconds"] = round(time.monotonic() - started, 3)
+    result.update(counts)
+    return result
+
+
+async def poll_fleet(
+    targets: Sequence[Mapping[str, Any]],
+    *,
+    concurrency: int = 100,
+    deadline: float = 20.0,
+    retries: int = 2,
+    backoff: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Poll every target (``name, address, port, username, password, ca_path, validate_certs, device_id``)."""
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    contexts: dict[tuple[str | None, bool], ssl.SSLContext] = {}
+    connector = aiohttp.TCPConnector(limit=max(1, concurrency), limit_per_host=0, ttl_dns_cache=300)
+    client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, deadline))
+    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+        return list(
+            await asyncio.gather(
+                *(
+                    _poll_one(
+                        session,
+                        t,
+                        semaphore=semaphore,
+                        contexts=contexts,
+                        deadline=deadline,
+                        retries=retries,
+                        backoff=backoff,
+                    )
+                    for t in targets
+                )
+            )
+        )
+
+
+def run_poll(targets: Sequence[Mapping[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`poll_fleet` from synchronous code."""
+    return asyncio.run(poll_fleet(targets, **kwargs))
+
+
+# --- outputs ------------------------------------------------------------------------------------------------------
+
+
+def utc_now() -> datetime.datetime:
+    """Now, in UTC."""
+    return datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - module_utils may run on older Pythons
+
+
+def iso(moment: datetime.datetime) -> str:
+    """``2026-02-11T10:10:00Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def safe_name(name: str) -> str:
+    """A device name usable in a file name."""
+    return "".join(c if c.isalnum() or c in "._" else "_" for c in name) or "device"
+
+
+def metrics_document(result: Mapping[str, Any], moment: datetime.datetime) -> dict[str, Any]:
+    """The plan's JSON document of one poll."""
+    metrics = result["metrics"]
+    return {
+        "device_id": result.get("device_id") if result.get("device_id") is not None else result["name"],
+        "device_name": result["name"],
+        "timestamp": iso(moment),
+        "metrics": {
+            "cpu": metrics["cpu"],
+            "memory": metrics["memory"],
+            "power": metrics["power"],
+            "thermal": metrics["thermal"],
+        },
+    }
+
+
+def write_json_files(
+    directory: str, results: Sequence[Mapping[str, Any]], moment: datetime.datetime, retention: int
+) -> list[str]:
+    """One file per successfully polled device (``<name>-<YYYYmmddTHHMMSSZ>.json``); keep the newest ``retention``."""
+    os.makedirs(directory, exist_ok=True)
+    stamp = moment.strftime("%Y%m%dT%H%M%SZ")
+    written = []
+    for result in results:
+        if not result.get("ok"):
+            continue
+        path = os.path.join(directory, f"{safe_name(result['name'])}-{stamp}.json")
+        _atomic_write(path, json.dumps(metrics_document(result, moment), indent=1) + "\n")
+        written.append(path)
+    prune(directory, retention)
+    return written
+
+
+def prune(directory: str, retention: int) -> int:
+    """Delete all but the newest ``retention`` files of each device (one directory scan); returns how many."""
+    per_device: dict[str, list[str]] = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(".json") or "-" not in name:
+                continue
+            device, _sep, stamp = name[:-5].rpartition("-")
+            if len(stamp) == 16 and stamp.endswith("Z"):
+                per_device.setdefault(device, []).append(name)
+    removed = 0
+    for names in per_device.values():
+        names.sort()
+        for name in names[: max(0, len(names) - max(1, retention))]:
+            try:
+                os.unlink(os.path.join(directory, name))
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def _atomic_write(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _label(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+PROM_HELP = {
+    "bm_redfish_up": ("gauge", "1 if the BMC answered the last poll, else 0"),
+    "bm_redfish_poll_seconds": ("gauge", "Seconds the last poll of the BMC took"),
+    "bm_cpu_count": ("gauge", "Processors reported by Systems/1 ProcessorSummary.Count"),
+    "bm_memory_total_gib": ("gauge", "Systems/1 MemorySummary.TotalSystemMemoryGiB"),
+    "bm_power_consumed_watts": ("gauge", "Chassis/1/Power PowerControl[0].PowerConsumedWatts"),
+    "bm_temperature_avg_celsius": ("gauge", "Average of the temperature sensors"),
+    "bm_temperature_max_celsius": ("gauge", "Maximum of the temperature sensors"),
+    "bm_fan_avg_reading": ("gauge", "Average fan reading (unit in the units label)"),
+    "bm_health": ("gauge", "Health per component: 0 OK, 1 Warning, 2 Critical"),
+    "bm_redfish_poll_devices": ("gauge", "Devices in the last monitoring cycle, by result"),
+    "bm_redfish_cycle_seconds": ("gauge", "Wall time of the last monitoring cycle"),
+    "bm_redfish_last_cycle_timestamp_seconds": ("gauge", "Unix time of the last monitoring cycle"),
+}
+
+
+def prometheus_text(results: Sequence[Mapping[str, Any]], cycle_seconds: float, moment: datetime.datetime) -> str:
+    """The textfile-collector exposition of one cycle."""
+    samples: dict[str, list[str]] = {name: [] for name in PROM_HELP}
+
+    def add(metric: str, labels: dict[str, Any], value: Any) -> None:
+        if value is None:
+            return
+        text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        number = value if isinstance(value, int) and not isinstance(value, bool) else float(value)
+        samples[metric].append(f"{metric}{{{text}}} {number!r}")
+
+    for result in results:
+        device = {"device": result["name"]}
+        add("bm_redfish_up", device, 1 if result.get("ok") else 0)
+        add("bm_redfish_poll_seconds", device, result.get("seconds"))
+        metrics = result.get("metrics")
+        if not metrics:
+            continue
+        add("bm_cpu_count", device, metrics["cpu"]["count"])
+        add("bm_memory_total_gib", device, metrics["memory"]["total_gb"])
+        add("bm_power_consumed_watts", device, metrics["power"]["consumed_watts"])
+        add("bm_temperature_avg_celsius", device, metrics["thermal"]["avg_temp_celsius"])
+        add("bm_temperature_max_celsius", device, metrics["thermal"]["max_temp_celsius"])
+        fans = metrics["thermal"].get("fans") or {}
+        add("bm_fan_avg_reading", {**device, "units": fans.get("units") or ""}, fans.get("avg_reading"))
+        for component in ("cpu", "memory", "power", "thermal"):
+            health = metrics[component].get("health")
+            if health:
+                add("bm_health", {**device, "component": component}, HEALTH_RANK.get(health, 1))
+    ok = sum(1 for r in results if r.get("ok"))
+    add("bm_redfish_poll_devices", {"result": "ok"}, ok)
+    add("bm_redfish_poll_devices", {"result": "failed"}, len(results) - ok)
+    add("bm_redfish_cycle_seconds", {}, round(cycle_seconds, 3))
+    add("bm_redfish_last_cycle_timestamp_seconds", {}, int(moment.timestamp()))
+    lines: list[str] = []
+    for metric, (kind, text) in PROM_HELP.items():
+        if samples[metric]:
+            lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}", *samples[metric]]
+    return "\n".join(lines).replace("{}", "") + "\n"
+
+
+def write_textfile(path: str, text: str) -> None:
+    """Atomic write (the node exporter never reads half a file)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _atomic_write(path, text)
+
+
+def netbox_rows(results: Sequence[Mapping[str, Any]], moment: datetime.datetime) -> list[dict[str, Any]]:
+    """Bulk PATCH rows ``{id, custom_fields: {last_monitored_at, last_power_watts}}`` of the devices polled OK."""
+    rows = []
+    for result in results:
+        device_id = result.get("device_id")
+        if not result.get("ok") or device_id is None:
+            continue
+        fields: dict[str, Any] = {"last_monitored_at": iso(moment)}
+        watts = result["metrics"]["power"]["consumed_watts"]
+        if watts is not None:
+            fields["last_power_watts"] = round(watts)
+        rows.append({"id": int(device_id), "custom_fields": fields})
+    return rows
+
+
+def sync_netbox(
+    client: Any,
+    results: Sequence[Mapping[str, Any]],
+    targets: Mapping[str, Mapping[str, Any]],
+    moment: datetime.datetime,
+    *,
+    tenant: str,
+    transition: bool = True,
+    actor: str = "bm.lifecycle.redfish_metrics",
+    chunk: int = 250,
+) -> dict[str, Any]:
+    """``last_monitored_at``/``last_power_watts`` of every device polled OK, in bulk (PATCH a list); a hardened
+    ``staged`` device's first successful poll also moves it to ``monitored`` in the same PATCH, with a journal entry.
+
+    The move is compare-and-set without a lock: the candidates are re-read in one request just before the PATCH and
+    only those still ``staged`` with ``hardened_at`` set, of ``tenant``, move.
+    """
+    from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (  # noqa: PLC0415
+        CHANGED_AT,
+        DEVICE_OBJECT_TYPE,
+        STATE_FIELD,
+        custom_field,
+        journal_text,
+        tenant_matches,
+    )
+
+    rows = {row["id"]: row for row in netbox_rows(results, moment)}
+    moved: list[str] = []
+    journals: list[dict[str, Any]] = []
+    candidates = [
+        int(r["device_id"])
+        for r in results
+        if r.get("ok") and r.get("device_id") is not None and (targets.get(r["name"]) or {}).get("state") == "staged"
+    ]
+    if transition and candidates:
+        fresh: list[dict[str, Any]] = []
+        for start in range(0, len(candidates), chunk):
+            fresh += client.list("/api/dcim/devices/", id=candidates[start : start + chunk])
+        stamp = iso(moment)
+        for device in fresh:
+            if not tenant_matches(device, tenant) or custom_field(device, STATE_FIELD) != "staged":
+                continue
+            if not custom_field(device, "hardened_at"):
+                continue
+            row = rows[int(device["id"])]
+            row["custom_fields"].update({STATE_FIELD: "monitored", CHANGED_AT: stamp})
+            moved.append(str(device.get("name")))
+            journals.append(
+                {
+                    "assigned_object_type": DEVICE_OBJECT_TYPE,
+                    "assigned_object_id": int(device["id"]),
+                    "kind": "success",
+                    "comments": journal_text(
+                        name=str(device.get("name")),
+                        before="staged",
+                        state="monitored",
+                        reason="first successful Redfish metrics poll",
+                        actor=actor,
+                        event_id=None,
+                        changed={k: v for k, v in row["custom_fields"].items() if k != STATE_FIELD},
+                    ),
+                }
+            )
+    ordered = list(rows.values())
+    for start in range(0, len(ordered), chunk):
+        client.patch("/api/dcim/devices/", ordered[start : start + chunk])
+    for start in range(0, len(journals), chunk):
+        client.post("/api/extras/journal-entries/", journals[start : start + chunk])
+    return {"updated": len(ordered), "monitored": sorted(moved), "requests": getattr(client, "requests", None)}

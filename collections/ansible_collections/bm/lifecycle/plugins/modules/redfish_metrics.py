@@ -1,0 +1,317 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, bm-lifecycle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Module bm.lifecycle.redfish_metrics: poll many BMCs concurrently, write JSON, Prometheus textfile and NetBox."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: redfish_metrics
+short_description: Poll the Redfish metrics of many BMCs concurrently; write JSON files, a Prometheus textfile, NetBox
+version_added: 0.1.0
+description:
+  - Polls every BMC of O(targets) in one process with aiohttp. Concurrency is bounded by O(concurrency) and each BMC has
+    its own deadline (O(timeout)). Requests use HTTP Basic authentication, so no session is created and none can leak.
+    HTTP 503 and connection errors get bounded retries (O(retries)).
+  - "Per BMC, concurrently: C(GET /redfish/v1/Systems/1) (processor count and health, memory total and health),
+    C(Chassis/1/Power) (C(PowerControl[0].PowerConsumedWatts), power-supply health) and C(Chassis/1/Thermal) (average
+    and maximum temperature, fans). Where Power or Thermal are absent (iLO 6, other vendors) it falls back to the
+    chassis' C(EnvironmentMetrics), C(PowerSubsystem) and C(ThermalSubsystem)."
+  - A BMC that fails is logged (RV(failures)) and counted; the others are unaffected.
+  - "Writes: one JSON file per device per poll, the plan's format, as C(<metrics_dir>/<device>-<YYYYmmddTHHMMSSZ>.json)
+    (the newest O(retention) per device are kept); a Prometheus textfile-collector file (O(textfile), written
+    atomically); and C(last_monitored_at)/C(last_power_watts) of every device polled OK to NetBox in bulk (one
+    C(PATCH /api/dcim/devices/) with a list per 250 devices)."
+  - A device given with C(state=staged) (hardened, waiting for monitoring) whose poll succeeds moves to C(monitored) in
+    the same bulk PATCH, with a journal entry, if NetBox still has it C(staged) with C(hardened_at) set.
+author:
+  - bm-lifecycle developers (@bm-lifecycle)
+extends_documentation_fragment:
+  - bm.lifecycle.netbox
+requirements:
+  - aiohttp
+options:
+  targets:
+    description: The BMCs to poll.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Device name (file names, labels, messages).
+        type: str
+        required: true
+      address:
+        description: BMC host or IP.
+        type: str
+        required: true
+      port:
+        description: BMC HTTPS port.
+        type: int
+        default: 443
+      device_id:
+        description: NetBox device id; without it the device is polled and written to files only.
+        type: int
+      state:
+        description: The device's lifecycle state as read from NetBox; V(staged) makes a successful poll move it to
+          V(monitored).
+        type: str
+      username:
+        description: BMC user for this device; default O(username).
+        type: str
+      password:
+        description: BMC password for this device (from its Vault-encrypted credential file); default O(password).
+        type: str
+      ca_path:
+        description: CA bundle for this BMC; default O(ca_path).
+        type: path
+      validate_certs:
+        description: TLS verification for this BMC; default O(validate_certs).
+        type: bool
+  username:
+    description: BMC user; if not set, the environment variable E(BM_BMC_USERNAME).
+    type: str
+  password:
+    description: BMC password; if not set, the environment variable E(BM_BMC_PASSWORD).
+    type: str
+  ca_path:
+    description: CA bundle of the BMCs' certificates; if not set, the environment variable E(BM_BMC_CA_PATH).
+    type: path
+  validate_certs:
+    description: Verify the BMCs' TLS certificates. V(false) warns on every run, naming how many BMCs are affected.
+    type: bool
+    default: true
+  concurrency:
+    description: BMCs polled at the same time (and the connection pool's size).
+    type: int
+    default: 100
+  timeout:
+    description: Seconds one BMC may take for all its requests, retries included.
+    type: float
+    default: 20
+  retries:
+    description: Retries of one request on HTTP 503 and connection errors (bounded exponential backoff).
+    type: int
+    default: 2
+  metrics_dir:
+    description:
+      - Directory of the JSON files; empty for none.
+      - If not set, the environment variable E(BM_METRICS_DIR), else C(/var/log/bm/metrics).
+    type: path
+  retention:
+    description: JSON files kept per device (default one day at one poll per 5 minutes).
+    type: int
+    default: 288
+  textfile:
+    description: Prometheus textfile-collector file (for example C(/var/lib/node_exporter/textfile/bm_redfish.prom)).
+      If not set, E(BM_PROMETHEUS_TEXTFILE); empty for none.
+    type: path
+  update_netbox:
+    description: Write C(last_monitored_at)/C(last_power_watts) (and the C(staged) to C(monitored) move) to NetBox.
+    type: bool
+    default: true
+  tenant:
+    description: Only devices of this tenant move to C(monitored).
+    type: str
+    default: baremetal-staging
+  return_metrics:
+    description: Return every device's metrics in RV(devices) (large for big fleets).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Polls (read-only GETs) and reports; writes no file and nothing to NetBox.
+  diff_mode:
+    support: none
+    description: A poll has no before and after.
+"""
+
+EXAMPLES = r"""
+- name: One monitoring cycle over the devices the playbook found in NetBox
+  bm.lifecycle.redfish_metrics:
+    targets: "{{ bm_targets }}"
+    ca_path: /etc/bm/ilo-ca.pem
+    metrics_dir: /var/log/bm/metrics
+    textfile: /var/lib/node_exporter/textfile/bm_redfish.prom
+  register: cycle
+"""
+
+RETURN = r"""
+polled:
+  description: BMCs polled.
+  returned: always
+  type: int
+ok:
+  description: BMCs polled successfully.
+  returned: always
+  type: int
+failed:
+  description: BMCs that failed.
+  returned: always
+  type: int
+failures:
+  description: Name and reason of each failed BMC.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "srv007", "error": "HTTP 401 on /redfish/v1/Systems/1: wrong credentials"}]
+cycle_seconds:
+  description: Wall time of the polling.
+  returned: always
+  type: float
+requests:
+  description: HTTP requests sent to the BMCs, retries included.
+  returned: always
+  type: int
+files_written:
+  description: JSON files written.
+  returned: always
+  type: int
+netbox_updated:
+  description: Devices whose custom fields were written to NetBox.
+  returned: always
+  type: int
+monitored:
+  description: Devices moved from staged to monitored by this poll.
+  returned: always
+  type: list
+  elements: str
+devices:
+  description: Per device, the metrics (only with O(return_metrics)).
+  returned: when O(return_metrics)
+  type: list
+  elements: dict
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
+    NetBoxError,
+    client_from_params,
+    netbox_argument_spec,
+)
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
+    BMC_CA_PATH_ENV,
+    BMC_PASSWORD_ENV,
+    BMC_USERNAME_ENV,
+    BMC_VALIDATE_CERTS_ENV,
+)
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics import (
+    AIOHTTP_IMPORT_ERROR,
+    HAS_AIOHTTP,
+    prometheus_text,
+    run_poll,
+    sync_netbox,
+    utc_now,
+    write_json_files,
+    write_textfile,
+)
+
+TARGET_OPTIONS = {
+    "name": {"type": "str", "required": True},
+    "address": {"type": "str", "required": True},
+    "port": {"type": "int", "default": 443},
+    "device_id": {"type": "int"},
+    "state": {"type": "str"},
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "ca_path": {"type": "path"},
+    "validate_certs": {"type": "bool"},
+}
+
+
+def main() -> None:  # noqa: PLR0912 - one straight sequence of optional outputs
+    """Run the module."""
+    module = AnsibleModule(
+        argument_spec={
+            "targets": {"type": "list", "elements": "dict", "required": True, "options": TARGET_OPTIONS},
+            "username": {"type": "str", "fallback": (env_fallback, [BMC_USERNAME_ENV])},
+            "password": {"type": "str", "no_log": True, "fallback": (env_fallback, [BMC_PASSWORD_ENV])},
+            "ca_path": {"type": "path", "fallback": (env_fallback, [BMC_CA_PATH_ENV])},
+            "validate_certs": {"type": "bool", "default": True, "fallback": (env_fallback, [BMC_VALIDATE_CERTS_ENV])},
+            "concurrency": {"type": "int", "default": 100},
+            "timeout": {"type": "float", "default": 20.0},
+            "retries": {"type": "int", "default": 2},
+            "metrics_dir": {"type": "path", "fallback": (env_fallback, ["BM_METRICS_DIR"])},
+            "retention": {"type": "int", "default": 288},
+            "textfile": {"type": "path", "fallback": (env_fallback, ["BM_PROMETHEUS_TEXTFILE"])},
+            "update_netbox": {"type": "bool", "default": True},
+            "tenant": {"type": "str", "default": "baremetal-staging"},
+            "return_metrics": {"type": "bool", "default": False},
+            **netbox_argument_spec(),
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_AIOHTTP:
+        module.fail_json(msg=missing_required_lib("aiohttp"), exception=AIOHTTP_IMPORT_ERROR)
+    params = module.params
+    targets = []
+    for raw in params["targets"]:
+        target = {k: v for k, v in raw.items() if v is not None}
+        for key in ("username", "password", "ca_path", "validate_certs"):
+            target.setdefault(key, params[key])
+        if not target.get("username") or not target.get("password"):
+            module.fail_json(msg=f"no BMC credentials for {target['name']}: set username/password or BM_BMC_*")
+        targets.append(target)
+    insecure = sum(1 for t in targets if not t.get("validate_certs", True))
+    if insecure:
+        module.warn(
+            f"TLS certificate verification is disabled for {insecure} BMC(s) (validate_certs=false); "
+            "set ca_path instead"
+        )
+    moment = utc_now()
+    started = time.monotonic()
+    results = run_poll(
+        targets, concurrency=params["concurrency"], deadline=params["timeout"], retries=params["retries"]
+    )
+    cycle_seconds = time.monotonic() - started
+    ok = [r for r in results if r.get("ok")]
+    failures = [{"name": r["name"], "error": r.get("error")} for r in results if not r.get("ok")]
+    for failure in failures[:20]:
+        module.log(f"redfish_metrics: {failure['name']}: {failure['error']}")
+    result = {
+        "changed": False,
+        "polled": len(results),
+        "ok": len(ok),
+        "failed": len(failures),
+        "failures": failures,
+        "cycle_seconds": round(cycle_seconds, 3),
+        "requests": sum(r.get("requests", 0) for r in results),
+        "files_written": 0,
+        "netbox_updated": 0,
+        "monitored": [],
+    }
+    if params["return_metrics"]:
+        result["devices"] = [{k: r.get(k) for k in ("name", "device_id", "ok", "error", "metrics")} for r in results]
+    metrics_dir = params["metrics_dir"]
+    if metrics_dir is None:
+        metrics_dir = "/var/log/bm/metrics"
+    textfile = params["textfile"]
+    if module.check_mode:
+        result["changed"] = bool(ok)
+        module.exit_json(**result)
+    if metrics_dir:
+        result["files_written"] = len(write_json_files(metrics_dir, results, moment, params["retention"]))
+    if textfile:
+        write_textfile(textfile, prometheus_text(results, cycle_seconds, moment))
+    if params["update_netbox"] and ok:
+        try:
+            client = client_from_params(params, warn=module.warn)
+            synced = sync_netbox(client, results, {t["name"]: t for t in targets}, moment, tenant=params["tenant"])
+        except (NetBoxError, ValueError) as error:
+            result["msg"] = f"metrics polled and written, but NetBox could not be updated: {error}"
+            module.fail_json(**result)
+        result["netbox_updated"] = synced["updated"]
+        result["monitored"] = synced["monitored"]
+    result["changed"] = bool(
+        result["files_written"] or result["netbox_updated"] or (textfile and os.path.exists(textfile))
+    )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

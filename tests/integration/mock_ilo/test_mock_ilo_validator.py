@@ -15,7 +15,10 @@ SCHEMAS = ROOT / "tests" / "fixtures" / "redfish-csdl"
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 
 
-def test_validator_reports_no_failure(fleet: FleetHandle, tmp_path: Path) -> None:
+@pytest.mark.parametrize("authtype", ["Basic", "Session"])
+def test_validator_reports_no_failure(
+    authtype: str, fleet: FleetHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bmc = fleet[0]
     fleet.set_state(0, PowerState="On")
     client = RedfishClient.admin(bmc)
@@ -31,7 +34,7 @@ def test_validator_reports_no_failure(fleet: FleetHandle, tmp_path: Path) -> Non
             "--password",
             bmc.password,
             "--authtype",
-            "Basic",
+            authtype,
             "--logdir",
             str(tmp_path),
             "--schema_directory",
@@ -48,9 +51,14 @@ def test_validator_reports_no_failure(fleet: FleetHandle, tmp_path: Path) -> Non
     match = re.search(r"\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*$", result.stdout, re.MULTILINE)
     assert match, result.stdout[-3000:] + result.stderr[-3000:]
     passed, warned, failed, untested = map(int, match.groups())
-    print(f"Redfish Service Validator: PASS {passed} WARN {warned} FAIL {failed} NOT TESTED {untested}")
+    with capsys.disabled():
+        print(
+            f"\nRedfish Service Validator ({authtype} auth):"
+            f" PASS {passed} WARN {warned} FAIL {failed} NOT TESTED {untested}"
+        )
     failures = [line for line in result.stdout.splitlines() if "FAIL -" in line or "Could not access" in line]
     assert failed == 0, "\n".join(failures)
     assert result.returncode == 0
     assert passed > 700
+    assert fleet.state(0)["Sessions"] == 1, "the validator's own session was not logged out"
     assert "Schema Error: Unable to locate the schema definition for the 'ComputerSystem" not in result.stdout

@@ -229,3 +229,32 @@ def test_cancel_closes_cleanly(redis_server: RedisServer) -> None:
         assert time.monotonic() - started < 1
 
     asyncio.run(scenario())
+
+
+def test_reconnect_does_not_hand_over_in_flight_entries_again(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "r2")
+    server.start()
+    q = FakeQueue()
+
+    async def scenario() -> None:
+        with RedisClient(RedisSettings(server.url)) as c:
+            ev.publish(c, [lease(1)])
+        task = asyncio.create_task(main(q, args(server, backoff_max_s=0.5, max_batches_in_flight=0)))
+        try:
+            await until(lambda: q.events, 10, task)
+            server.restart()  # AOF keeps the entry and its pending state; the source reconnects
+            await asyncio.sleep(1.5)
+            with RedisClient(RedisSettings(server.url)) as c:
+                ev.publish(c, [lease(2)])
+            await until(lambda: len(entries(q)) >= 2, 10, task)
+            await asyncio.sleep(0.5)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+    assert [e["envelope"]["data"]["n"] for e in entries(q)] == [1, 2]

@@ -194,6 +194,7 @@ class Source:
         self.inflight: list[tuple[str, set[str], float]] = []
         self.next_claim = 0.0
         self.handed_over = 0
+        self.started = False
 
     # --- connection -------------------------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -214,10 +215,11 @@ class Source:
             except Exception as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-        # Entries this consumer took before a restart are handed over first (read from the consumer's own history).
-        self.history = dict.fromkeys(self.cfg.streams, "0")
-        self.backlog = {}
-        self.inflight = []
+        if not self.started:
+            # Entries this consumer took before the process started (a killed rulebook) are handed over first, read
+            # from the consumer's own history. Not after a reconnect: those entries are in flight in this process.
+            self.history = dict.fromkeys(self.cfg.streams, "0")
+            self.started = True
         LOG.info(
             "consuming %s as %s/%s (batch_size %d, batch_wait_ms %d)",
             ", ".join(self.cfg.streams),
@@ -255,12 +257,14 @@ class Source:
             await self.close()
 
     async def step(self) -> None:
-        """Hand over at most one batch."""
-        await self.wait_for_window()
+        """Claim idle entries when due, then hand over at most one batch if the window allows."""
         now = time.monotonic()
         if now >= self.next_claim:
             self.next_claim = now + self.cfg.claim_interval_ms / 1000
             await self.autoclaim()
+        if not await self.window_open():
+            await asyncio.sleep(POLL_S)
+            return
         stream, entries = await self.next_batch()
         if not entries:
             return
@@ -268,17 +272,14 @@ class Source:
         if good:
             await self.hand_over(stream, good)
 
-    async def wait_for_window(self) -> None:
+    async def window_open(self) -> bool:
+        """True if fewer than max_batches_in_flight handed-over batches still wait for their acknowledgement."""
         limit = self.cfg.max_batches_in_flight
         if not limit:
-            return
-        while True:
+            return True
+        if len(self.inflight) >= limit:
             await self.refresh_inflight()
-            if len(self.inflight) < limit:
-                return
-            await asyncio.sleep(POLL_S)
-            if time.monotonic() >= self.next_claim:
-                return  # let step() claim idle entries; the window is checked again next step
+        return len(self.inflight) < limit
 
     async def refresh_inflight(self) -> None:
         still = []
@@ -299,7 +300,7 @@ class Source:
     async def next_batch(self) -> tuple[str, list[tuple[str, dict[bytes, bytes] | None, int]]]:
         size = self.cfg.batch_size
         for stream in self.cfg.streams:  # own history (after a restart), then claimed entries
-            if self.history.get(stream):
+            if self.history.get(stream) and len(self.backlog.get(stream, [])) < size:
                 await self.read_history(stream)
             if self.backlog.get(stream):
                 batch, self.backlog[stream] = self.backlog[stream][:size], self.backlog[stream][size:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import uuid
 from typing import Any
 
@@ -140,10 +141,7 @@ def envelopes(draw: st.DrawFn) -> object:
 VALIDATOR = jsonschema.Draft202012Validator(env.ENVELOPE_SCHEMA)
 
 
-@pytest.mark.slow
-@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(envelopes())
-def test_ten_thousand_generated_envelopes(candidate: object) -> None:
+def check_candidate(candidate: object) -> None:
     ours = env.schema_errors(candidate)
     assert (not ours) == VALIDATOR.is_valid(candidate), (ours, candidate)
     reason = env.validation_error(candidate)
@@ -156,6 +154,44 @@ def test_ten_thousand_generated_envelopes(candidate: object) -> None:
         assert env.decode(raw.encode()) == candidate
     except env.EnvelopeError as exc:
         assert str(exc)
+
+
+@settings(max_examples=1_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(envelopes())
+def test_generated_envelopes_shrinkable(candidate: object) -> None:
+    """Structured generation (hypothesis shrinks a failure to a small example)."""
+    check_candidate(candidate)
+
+
+SCALARS: list[object] = [None, True, False, 0, 1, -1, 2, 1.0, 1.5, "", "x", "1", "dhcp_lease", [], {}, [1], {"a": 1}]
+
+
+def mutate(rng: random.Random) -> object:
+    """A valid envelope with 0-4 random field removals, replacements (scalars, nested junk) or additions."""
+    e: dict[str, Any] = valid(
+        device=rng.choice([None, {"id": rng.randint(-1, 9), "name": rng.choice(["s", "", None, 7])}, {"id": 1}]),
+        causation_id=rng.choice([None, str(uuid.UUID(int=rng.getrandbits(128))), "nope"]),
+    )
+    for _ in range(rng.randint(0, 4)):
+        field = rng.choice([*FIELDS, "surplus", "device", "data"])
+        action = rng.randint(0, 3)
+        if action == 0:
+            e.pop(field, None)
+        elif action == 1:
+            e[field] = rng.choice(SCALARS)
+        elif action == 2:
+            e[field] = {rng.choice("abc"): rng.choice(SCALARS)} if rng.random() < 0.5 else [rng.choice(SCALARS)] * 3
+        else:
+            e[field] = "".join(rng.choice("0123456789abcdef-:TZ.\n ") for _ in range(rng.randint(0, 40)))
+    return e
+
+
+@pytest.mark.slow
+@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(st.integers(min_value=0, max_value=2**63))
+def test_ten_thousand_generated_envelopes(seed: int) -> None:
+    """10,000 envelopes, hypothesis-seeded and cheaply mutated: no crash, same verdict as jsonschema."""
+    check_candidate(mutate(random.Random(seed)))
 
 
 @settings(max_examples=500, deadline=None, database=None)

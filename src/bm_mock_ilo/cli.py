@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -36,7 +37,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--first-address", help="give BMC i the address FIRST+i (e.g. 127.0.1.1), all on --base-port")
     p.add_argument("--inventory", type=Path, help="write the fleet as JSON here once it listens (test use: passwords)")
     p.add_argument("--nics", type=int, default=2, help="host NICs per server")
-    p.add_argument("--cert", type=Path, help="TLS certificate (PEM); default: generated once into --state-dir")
+    p.add_argument(
+        "--cert",
+        type=Path,
+        help="TLS certificate (PEM); default: generated once into --state-dir (a subdirectory with --first-address)",
+    )
     p.add_argument("--key", type=Path, help="TLS private key (PEM) for --cert")
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="where the generated certificate is kept")
     p.add_argument("--firmware", default="2.55", help="emulated iLO 5 firmware (2.90+ adds SessionTimeout, SNMP flags)")
@@ -65,7 +70,14 @@ def parser() -> argparse.ArgumentParser:
 
 async def serve(args: argparse.Namespace) -> None:
     """Start the fleet, write the inventory, wait for a signal, stop."""
-    cert, key = (args.cert, args.key) if args.cert else ensure_certificate(args.state_dir)
+    if args.cert:
+        cert, key = args.cert, args.key
+    elif args.first_address:
+        start = ipaddress.ip_address(args.first_address)
+        addresses = [str(start + i) for i in range(args.count)]
+        cert, key = ensure_certificate(args.state_dir / f"{start}+{args.count}", addresses)
+    else:
+        cert, key = ensure_certificate(args.state_dir)
     power: PowerHook
     if args.power == "qmp":
         power = QmpPower(args.qmp_socket)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -13,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 
-def ensure_certificate(directory: Path) -> tuple[Path, Path]:
-    """``cert.pem`` and ``key.pem`` in ``directory``, created (RSA 2048, 10 years, loopback SANs) if missing."""
+def ensure_certificate(directory: Path, addresses: Sequence[str] = ()) -> tuple[Path, Path]:
+    """``cert.pem`` and ``key.pem`` in ``directory``, created if missing: RSA 2048, 10 years, valid for localhost,
+    127.0.0.1 and ``addresses`` (so that clients can verify it with the certificate as their CA)."""
     cert, key = directory / "cert.pem", directory / "key.pem"
     if cert.is_file() and key.is_file():
         return cert, key
@@ -36,19 +39,28 @@ def ensure_certificate(directory: Path) -> tuple[Path, Path]:
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=3650))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost")]
+                + [x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(["127.0.0.1", *addresses])]
+            ),
             critical=False,
         )
         .sign(private, hashes.SHA256())
     )
-    key.touch(mode=0o600)
-    key.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+    key_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    _write_atomically(key, key_pem)
+    _write_atomically(cert, certificate.public_bytes(serialization.Encoding.PEM))
     return cert, key
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of it (several fleets may start at once)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.touch(mode=0o600)
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:

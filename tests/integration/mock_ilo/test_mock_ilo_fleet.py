@@ -69,6 +69,9 @@ def test_one_address_per_bmc(tmp_path: Path) -> None:
         assert [(b.address, b.port) for b in fleet] == [("127.0.1.1", port), ("127.0.1.2", port)]
         nic = RedfishClient.admin(fleet[1]).get("/redfish/v1/Managers/1/EthernetInterfaces/1").json()
         assert nic["IPv4Addresses"][0]["Address"] == "127.0.1.2"
+        ca = tmp_path / "127.0.1.1+2" / "cert.pem"
+        verified = requests.get(f"{fleet[1].base_url}/redfish/v1/", verify=str(ca), timeout=10)
+        assert verified.json()["Vendor"] == "HPE"
 
 
 def test_in_process_pxe_callback_sees_the_bmc(tmp_path: Path) -> None:

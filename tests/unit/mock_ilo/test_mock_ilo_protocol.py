@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -173,3 +174,8 @@ def test_manager_reset_drops_sessions_and_answers_503_meanwhile(fleet: FleetHand
         time.sleep(0.1)
     assert RedfishClient(bmc).get("/redfish/v1/Systems/1", headers={"X-Auth-Token": token}).status_code == 401
     assert fleet.counters(0)["manager_resets"] == 1
+
+
+def test_certificate_verifies_as_its_own_ca(fleet: FleetHandle, cert_dir: Path) -> None:
+    response = requests.get(f"{fleet[0].base_url}/redfish/v1/", verify=str(cert_dir / "cert.pem"), timeout=10)
+    assert response.json()["Product"] == "ProLiant DL360 Gen10 Plus"

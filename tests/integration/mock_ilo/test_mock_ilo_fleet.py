@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -99,3 +100,14 @@ def _answers(bmc: BmcInfo) -> bool:
         return RedfishClient.admin(bmc).get("/redfish/v1/").status_code == 200
     except requests.ConnectionError:
         return False
+
+
+def test_200_bmcs_start_fast_and_small(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with start_fleet(200, in_process=False, state_dir=tmp_path) as fleet:
+        elapsed = time.monotonic() - started
+        process = next(p for p in psutil.Process().children() if "bm_mock_ilo" in " ".join(p.cmdline()))
+        rss = process.memory_info().rss / 2**20
+        assert RedfishClient.admin(fleet[199]).get("/redfish/v1/Systems/1").ok
+    assert elapsed < 5, f"{elapsed:.1f} s"
+    assert rss < 200, f"{rss:.0f} MiB"

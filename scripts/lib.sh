@@ -4,7 +4,8 @@
 LAB="${BM_LAB_DIR:-$ROOT/.lab}"
 NETBOX_VERSION=4.7.3
 NETBOX_VENV="${BM_NETBOX_VENV:-$LAB/netbox-venv}"
-NETBOX_SNAPSHOT="$ROOT/stack/netbox/netbox-$NETBOX_VERSION-migrated.sql.gz"
+NETBOX_SNAPSHOT_DIR="${BM_NETBOX_SNAPSHOT_DIR:-$ROOT/stack/netbox}"
+NETBOX_SNAPSHOT="$NETBOX_SNAPSHOT_DIR/netbox-$NETBOX_VERSION-migrated.sql.gz"
 PG_PORT="${BM_PG_PORT:-15432}"
 REDIS_PORT="${BM_REDIS_PORT:-16379}"
 NETBOX_PORT="${BM_NETBOX_PORT:-18000}"
@@ -16,3 +17,7 @@ export ANSIBLE_COLLECTIONS_PATH="$ROOT/collections"
 
 log() { printf '[bm %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[bm] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Debian keeps the PostgreSQL server programs (initdb, pg_ctl) off PATH.
+for _pg_bin in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1); do PATH="$_pg_bin:$PATH"; done
+unset _pg_bin

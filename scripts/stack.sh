@@ -115,7 +115,7 @@ db_exists() { [ "$(psql_nb -d postgres -tAc "SELECT 1 FROM pg_database WHERE dat
 
 restore_snapshot() {
     if [ ! -f "$NETBOX_SNAPSHOT" ]; then
-        local other; other=$(ls "$ROOT"/stack/netbox/netbox-*-migrated.sql.gz 2>/dev/null | head -n1 || true)
+        local other; other=$(ls "$NETBOX_SNAPSHOT_DIR"/netbox-*-migrated.sql.gz 2>/dev/null | head -n1 || true)
         [ -n "$other" ] && die "the committed snapshot $(basename "$other") does not match the pinned NetBox $NETBOX_VERSION: it is stale; rebuild it with make netbox-snapshot"
         die "no NetBox snapshot $NETBOX_SNAPSHOT: build it with make netbox-snapshot"
     fi
@@ -219,7 +219,7 @@ cmd_snapshot() {
     psql_nb -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
     log "running netbox migrate on an empty database (several minutes of CPU)"
     BM_NETBOX_DB=$db "$NETBOX_VENV/bin/netbox" migrate --no-input > "$LAB/logs/netbox-migrate.log"
-    rm -f "$ROOT"/stack/netbox/netbox-*-migrated.sql.gz
+    rm -f "$NETBOX_SNAPSHOT_DIR"/netbox-*-migrated.sql.gz
     pg_dump -h 127.0.0.1 -p "$PG_PORT" -U netbox --no-owner --no-privileges "$db" | gzip -n -9 > "$NETBOX_SNAPSHOT"
     psql_nb -d postgres -c "DROP DATABASE $db"
     log "wrote ${NETBOX_SNAPSHOT#"$ROOT"/} ($(du -h "$NETBOX_SNAPSHOT" | cut -f1))"

@@ -14,8 +14,8 @@ COLLECTION = ROOT / "collections" / "ansible_collections" / "bm" / "lifecycle"
 def read_env_file(path: Path) -> dict[str, str]:
     """Parse a KEY=VALUE file (comments and blank lines ignored)."""
     values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
             values[key] = value

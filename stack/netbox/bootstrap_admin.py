@@ -1,6 +1,7 @@
 """Creates (or updates) the stack's NetBox admin user and its v2 API token; run by `netbox shell -c`.
 
-Reads BM_NETBOX_ADMIN_PASSWORD, BM_NETBOX_TOKEN_KEY and BM_NETBOX_TOKEN_SECRET from the environment; prints nothing secret.
+Reads BM_NETBOX_ADMIN_PASSWORD, BM_NETBOX_TOKEN_KEY and BM_NETBOX_TOKEN_SECRET from the environment;
+prints nothing secret.
 """
 
 import os

@@ -29,7 +29,14 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--count", type=int, default=1, help="number of BMCs")
-    p.add_argument("--seed", default="bm-lifecycle", help="seed of the identities (serial, UUID, MACs, password)")
+    p.add_argument(
+        "--seed",
+        default="bm-lifecycle",
+        help=(
+            "seed of the identities (serial, UUID, MACs, password); "
+            "the environment variable BM_MOCK_ILO_PASSWORD gives all BMCs one factory password instead"
+        ),
+    )
     p.add_argument("--host", default="127.0.0.1", help="address all BMCs listen on (unless --first-address)")
     p.add_argument(
         "--base-port", type=int, default=0, help="port of the first BMC, the next ones follow; 0 = free ports"
@@ -103,6 +110,7 @@ async def serve(args: argparse.Namespace) -> None:
         ssl_context=server_context(cert, key),
         control=not args.no_control,
         nics=args.nics,
+        password=os.environ.get("BM_MOCK_ILO_PASSWORD") or None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

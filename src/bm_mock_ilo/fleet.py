@@ -51,6 +51,7 @@ class Fleet:
         ssl_context: ssl.SSLContext | None = None,
         control: bool = True,
         nics: int = 2,
+        password: str | None = None,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -58,7 +59,10 @@ class Fleet:
             raise ValueError("an address per BMC needs a fixed port")
         self.power = power or SimulatedPower()
         self.ssl_context = ssl_context
-        self.bmcs = [Bmc(derive(seed, i, nics), replace(settings or Settings()), self.power) for i in range(count)]
+        identities = [derive(seed, i, nics) for i in range(count)]
+        if password is not None:  # one factory password for the whole fleet, as an integrator may set it
+            identities = [replace(identity, password=password) for identity in identities]
+        self.bmcs = [Bmc(identity, replace(settings or Settings()), self.power) for identity in identities]
         for i, bmc in enumerate(self.bmcs):
             if first_address is not None:
                 bmc.address, bmc.port = str(ipaddress.ip_address(first_address) + i), base_port

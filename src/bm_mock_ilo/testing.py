@@ -173,15 +173,23 @@ def start_fleet(
     extra_args: Sequence[str] = (),
     state_dir: Path | None = None,
     timeout: float = 30.0,
+    password: str | None = None,
 ) -> Iterator[FleetHandle]:
     """Run a fleet on free loopback ports for the duration of the ``with`` block.
 
     ``in_process``: an event loop in a background thread (``on_pxe_boot`` runs in a worker thread when a simulated
     host boots from PXE; ``settings`` apply). Otherwise the ``bm-mock-ilo`` CLI in a subprocess (``extra_args``).
+    ``password``: one factory password for every BMC (in-process only) instead of one derived per BMC.
     """
     if in_process:
         with _in_thread(
-            count, seed=seed, settings=settings, on_pxe_boot=on_pxe_boot, state_dir=state_dir, timeout=timeout
+            count,
+            seed=seed,
+            settings=settings,
+            on_pxe_boot=on_pxe_boot,
+            state_dir=state_dir,
+            timeout=timeout,
+            password=password,
         ) as handle:
             yield handle
     else:
@@ -198,6 +206,7 @@ def _in_thread(
     on_pxe_boot: Callable[[BmcInfo], None] | None,
     state_dir: Path | None,
     timeout: float,
+    password: str | None,
 ) -> Iterator[FleetHandle]:
     loop = asyncio.new_event_loop()
     holder: dict[str, Fleet] = {}
@@ -213,6 +222,7 @@ def _in_thread(
         settings=settings,
         ssl_context=_certificate(state_dir),
         power=SimulatedPower(callback if on_pxe_boot else None),
+        password=password,
     )
     holder["fleet"] = fleet
     thread = threading.Thread(target=loop.run_forever, name="bm-mock-ilo", daemon=True)

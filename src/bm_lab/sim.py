@@ -1,0 +1,298 @@
+"""bm-lab-sim: the whole pipeline for N simulated servers on the local stack, from DHCP lease to `monitored`.
+
+Everything is the real thing except the servers: NetBox, Redis, the DHCP hook (run as dhcpd runs it), the
+`ansible-rulebook` service with every stage playbook, and the validation webhook. Each server is a mock iLO 5 whose
+simulated host, when it boots from PXE, reads the boot script provisioning rendered for it (device id, single-use
+token, callback URL) and posts the report the validation image would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pynetbox
+import requests
+
+from bm_lab import netbox_seed
+from bm_lab.report import Cable, Server, build_report
+from bm_mock_ilo.bmc import Settings
+from bm_mock_ilo.testing import BmcInfo, start_fleet
+
+log = logging.getLogger("bm-lab-sim")
+ROOT = Path(__file__).resolve().parents[2]
+HOOK = ROOT / "collections" / "ansible_collections" / "bm" / "lifecycle" / "files" / "dhcp_hook.py"
+TIMESTAMPS = (
+    ("discovered", "discovered_at"),
+    ("pxe", "pxe_boot_initiated_at"),
+    ("validated", "validation_completed_at"),
+    ("hardened", "hardened_at"),
+    ("monitored", "last_monitored_at"),
+)
+BOOT_PARAM = re.compile(r"\bbm\.(device_id|token|callback|ca)=(\S+)")
+
+
+@dataclass
+class SimServer:
+    """One simulated server: its BMC, its NetBox device and what happened to it."""
+
+    name: str
+    bmc: BmcInfo
+    lease_ip: str
+    device_id: int = 0
+    lease_at: float = 0.0
+    reports_posted: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class ValidationAgent:
+    """Plays the validation image: on a PXE boot, read the server's boot script and post its report until a 2xx."""
+
+    def __init__(self, boot_dir: Path, servers: dict[int, SimServer], deadline_s: float = 300) -> None:
+        self.boot_dir = boot_dir
+        self.servers = servers
+        self.deadline_s = deadline_s
+
+    def boot_params(self, server: SimServer) -> dict[str, str]:
+        """The bm.* kernel parameters of the server's boot script (written by provisioning before the reset)."""
+        path = self.boot_dir / f"{server.name}.ipxe"
+        for _ in range(50):
+            if path.exists():
+                return dict(BOOT_PARAM.findall(path.read_text()))
+            time.sleep(0.2)
+        raise FileNotFoundError(f"no boot script {path}")
+
+    def on_pxe_boot(self, bmc: BmcInfo) -> None:
+        """Called by the mock when the server boots from PXE (in a worker thread)."""
+        server = self.servers[bmc.index]
+        try:
+            params = self.boot_params(server)
+            report = build_report(
+                Server(
+                    device_id=server.device_id,
+                    serial=bmc.serial,
+                    uuid=bmc.uuid,
+                    cables=tuple(cables(bmc)),
+                )
+            )
+            self.post(server, params, report)
+        except Exception as exc:  # the image would log and power off; the run reports it
+            server.errors.append(f"validation agent: {exc}")
+            log.warning("%s: validation agent failed: %s", server.name, exc)
+
+    def post(self, server: SimServer, params: dict[str, str], report: dict[str, Any]) -> None:
+        """POST with backoff until a 2xx, like validate_server.sh; a 4xx other than 408/425/429 is final."""
+        delay, deadline = 1.0, time.monotonic() + self.deadline_s
+        while True:
+            try:
+                response = requests.post(
+                    params["callback"],
+                    json=report,
+                    headers={"Authorization": f"Bearer {params['token']}"},
+                    timeout=30,
+                    verify=params.get("ca", True),
+                )
+                if response.ok:
+                    server.reports_posted += 1
+                    return
+                if 400 <= response.status_code < 500 and response.status_code not in {408, 425, 429}:
+                    raise RuntimeError(f"report refused: HTTP {response.status_code} {response.text[:200]}")
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() + delay > deadline:
+                raise TimeoutError(f"no 2xx from {params['callback']} within {self.deadline_s:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 15)
+
+
+def cables(bmc: BmcInfo) -> list[Cable]:
+    """Server i's eno1 and eno2 go to port Ethernet<i+1> of tor1 and tor2."""
+    port = f"Ethernet{bmc.index + 1}"
+    return [
+        Cable(nic, mac, switch, netbox_seed.switch_mac(s), netbox_seed.switch_ip(s), port)
+        for s, (nic, mac, switch) in enumerate(zip(("eno1", "eno2"), bmc.nic_macs, netbox_seed.SWITCHES, strict=True))
+    ]
+
+
+def publish_lease(server: SimServer, env: dict[str, str]) -> None:
+    """Run the real DHCP hook the way dhcpd's `on commit { execute(...) }` does."""
+    subprocess.run(  # noqa: S603 - our own hook with validated arguments
+        [sys.executable, str(HOOK), server.lease_ip, server.bmc.bmc_mac, f"ilo-{server.name}"],
+        env=env,
+        check=True,
+        timeout=10,
+    )
+    server.lease_at = time.time()
+
+
+def parse_time(value: str | None) -> float | None:
+    """An ISO 8601 custom-field value as a Unix time."""
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+def timeline(api: pynetbox.api, servers: list[SimServer]) -> list[dict[str, Any]]:
+    """Per server: its state and the seconds from its lease to each stage's timestamp in NetBox."""
+    rows = []
+    for server in servers:
+        device = api.dcim.devices.get(server.device_id)
+        fields = device.custom_fields
+        row: dict[str, Any] = {"name": server.name, "state": (fields.get("lifecycle_state") or {}).get("value")}
+        for label, name in TIMESTAMPS:
+            at = parse_time(fields.get(name))
+            row[label] = None if at is None else round(at - server.lease_at, 1)
+        rows.append(row)
+    return rows
+
+
+def print_timeline(rows: list[dict[str, Any]]) -> None:
+    """The timeline table: seconds after the lease at which each stage finished."""
+    header = f"{'server':<8} {'state':<22}" + "".join(f"{label:>11}" for label, _ in TIMESTAMPS)
+    print(header)
+    for row in rows:
+        cells = "".join(f"{'-' if row[label] is None else row[label]:>11}" for label, _ in TIMESTAMPS)
+        print(f"{row['name']:<8} {row['state'] or '-':<22}{cells}")
+
+
+def service_env(args: argparse.Namespace, workdir: Path, password: str, servers: list[SimServer]) -> dict[str, str]:
+    """The environment of the rulebook service for this run."""
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
+        JAVA_HOME=env.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64"),
+        BM_BMC_USERNAME="Administrator",
+        BM_BMC_PASSWORD=password,
+        BM_BMC_VALIDATE_CERTS="false",
+        BM_BMC_ADDRESSES=json.dumps({s.name: f"{s.bmc.address}:{s.bmc.port}" for s in servers}),
+        BM_BMC_CREDENTIALS_DIR=str(workdir / "bmc-credentials"),
+        ANSIBLE_VAULT_PASSWORD_FILE=str(workdir / "vault-password"),
+        BM_PXE_BOOT_DIR=str(workdir / "pxe"),
+        BM_VALIDATION_CALLBACK_URL=f"http://127.0.0.1:{args.webhook_port}/api/v1/validation/report",
+        BM_WEBHOOK_PORT=str(args.webhook_port),
+        BM_MONITORING_INTERVAL=str(args.monitoring_interval),
+        BM_METRICS_DIR=str(workdir / "metrics"),
+        BM_HOOK_SPOOL=str(workdir / "hook-spool"),
+    )
+    return env
+
+
+def prepare_workdir(workdir: Path) -> None:
+    """Fresh private directories for boot scripts, credentials, metrics and the hook's spool."""
+    for sub in ("pxe", "bmc-credentials", "metrics", "hook-spool", "logs"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in (workdir / "pxe").glob("*"):
+        stale.unlink()
+    vault = workdir / "vault-password"
+    if not vault.exists():
+        vault.write_text(secrets.token_urlsafe(32) + "\n")
+        vault.chmod(0o600)
+
+
+def start_rulebook(args: argparse.Namespace, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """The bm-lifecycle service, as `ansible-rulebook` runs it in production."""
+    command = [
+        str(ROOT / ".venv" / "bin" / "ansible-rulebook"),
+        "-r", args.rulebook,
+        "-i", str(ROOT / "inventory" / "local.yml"),
+        "--env-vars", "BM_WEBHOOK_PORT,BM_MONITORING_INTERVAL",
+    ]  # fmt: skip
+    with log_path.open("ab") as out:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the service we started, then SIGKILL if it does not go within 20 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Seed NetBox, start the fleet and the service, lease every BMC, wait for `monitored`, print the timeline."""
+    api = pynetbox.api(os.environ["NETBOX_API"], token=os.environ["NETBOX_TOKEN"])
+    workdir = Path(args.workdir).resolve()
+    prepare_workdir(workdir)
+    password = secrets.token_urlsafe(12)
+    by_index: dict[int, SimServer] = {}
+    agent = ValidationAgent(workdir / "pxe", by_index)
+    settings = Settings(post_seconds=args.post_seconds, manager_reset_seconds=2.0)
+    with start_fleet(
+        args.count, seed=args.seed, settings=settings, password=password, on_pxe_boot=agent.on_pxe_boot
+    ) as fleet:
+        servers = [SimServer(f"sim{b.index + 1:03d}", b, f"10.250.{b.index // 250}.{b.index % 250 + 1}") for b in fleet]
+        by_index.update({s.bmc.index: s for s in servers})
+        registered = netbox_seed.seed(api, [(s.name, s.bmc.bmc_mac) for s in servers])
+        for record, server in zip(registered, servers, strict=True):
+            server.device_id = record.device_id
+        env = service_env(args, workdir, password, servers)
+        service = start_rulebook(args, env, workdir / "logs" / "rulebook.log")
+        log.info("service started (pid %d); log: %s", service.pid, workdir / "logs" / "rulebook.log")
+        try:
+            threads = [threading.Thread(target=publish_lease, args=(s, env)) for s in servers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            log.info("%d lease(s) published through the DHCP hook", len(servers))
+            deadline = time.monotonic() + args.timeout
+            rows = timeline(api, servers)
+            while time.monotonic() < deadline and service.poll() is None:
+                if all(row["state"] == "monitored" or row["state"].endswith("_failed") for row in rows):
+                    break
+                time.sleep(2)
+                rows = timeline(api, servers)
+        finally:
+            stop(service)
+    print_timeline(rows)
+    for server in servers:
+        for error in server.errors:
+            print(f"{server.name}: {error}")
+    done = sum(row["state"] == "monitored" for row in rows)
+    print(f"{done}/{len(rows)} server(s) monitored; service log: {workdir / 'logs' / 'rulebook.log'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0 if done == len(rows) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`bm-lab-sim --help`)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=1, help="simulated servers (default 1)")
+    parser.add_argument("--seed", default="bm-lab-sim", help="seed of the fleet's identities")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for every server to be monitored")
+    parser.add_argument("--workdir", default=str(ROOT / ".lab" / "sim"), help="state of this run (default .lab/sim)")
+    parser.add_argument("--rulebook", default="bm.lifecycle.lifecycle", help="rulebook FQCN or path")
+    parser.add_argument("--webhook-port", type=int, default=15000, help="port of the validation webhook")
+    parser.add_argument("--monitoring-interval", type=int, default=10, help="seconds between monitoring polls")
+    parser.add_argument("--post-seconds", type=float, default=1.0, help="simulated POST time of a server")
+    parser.add_argument("--json", help="also write the timeline as JSON to this file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[bm-lab-sim %(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    for name in ("NETBOX_API", "NETBOX_TOKEN", "BM_REDIS_URL"):
+        if not os.environ.get(name):
+            parser.error(f"{name} is not set: run `make up` and load .lab/stack.env")
+    if args.count < 1 or args.count > 1000:
+        parser.error("--count must be between 1 and 1000")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

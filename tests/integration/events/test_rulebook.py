@@ -109,7 +109,7 @@ def test_batch_flows_through_and_is_acknowledged(service: Rulebook, bus: RedisCl
     events = [lease(n) for n in range(1, 4)]
     publish(bus, events)
     service.start()
-    wait(lambda: len(discovered(bus)) == 3, 60, "3 device_discovered", service)
+    wait(lambda: len(discovered(bus)) == 3, 120, "3 device_discovered", service)
     assert sorted(discovered(bus)) == sorted(e["event_id"] for e in events)
     wait(lambda: pending(bus) == 0, 10, "no pending entries", service)
     assert service.text().count("PLAY RECAP") == 1  # one playbook run for the batch of three
@@ -121,11 +121,11 @@ def test_stage_playbook_killed_mid_run_is_retried_and_runs_once(service: Ruleboo
     service.start()
     assert service.proc is not None
     leader = service.proc.pid
-    wait(lambda: descendants(leader, "sleep"), 60, "the stage to start", service)
+    wait(lambda: descendants(leader, "sleep"), 120, "the stage to start", service)
     for pid in descendants(leader, "ansible-playbook") + descendants(leader, "sleep"):
         os.kill(pid, signal.SIGKILL)
     assert discovered(bus) == []
-    wait(lambda: discovered(bus), 60, "the retried stage", service)
+    wait(lambda: discovered(bus), 120, "the retried stage", service)
     wait(lambda: pending(bus) == 0, 10, "the ack", service)
     time.sleep(2)
     assert discovered(bus) == [e["event_id"]]  # once
@@ -138,11 +138,11 @@ def test_rulebook_killed_mid_run_loses_nothing(service: Rulebook, bus: RedisClie
     service.start()
     assert service.proc is not None
     pid = service.proc.pid
-    wait(lambda: descendants(pid, "sleep"), 60, "the stage to start", service)
+    wait(lambda: descendants(pid, "sleep"), 120, "the stage to start", service)
     service.kill(signal.SIGKILL)  # the rulebook and its playbook, at once
     assert discovered(bus) == [] and pending(bus) == 1
     service.start()  # same consumer name: its own pending entry comes first, delivery 2 (no sleep)
-    wait(lambda: discovered(bus), 60, "the entry after the restart", service)
+    wait(lambda: discovered(bus), 120, "the entry after the restart", service)
     wait(lambda: pending(bus) == 0, 10, "the ack", service)
     assert discovered(bus) == [e["event_id"]]
 
@@ -156,14 +156,14 @@ def test_redis_restart_between_publish_and_consume(
     redis_server.restart(signal.SIGKILL)  # AOF (appendfsync always) brings the entries back
     service.start()
     with RedisClient(RedisSettings(redis_server.url)) as c:
-        wait(lambda: len(discovered(c)) == 5, 60, "5 entries after the restart", service)
+        wait(lambda: len(discovered(c)) == 5, 120, "5 entries after the restart", service)
     # and while the service runs: Redis goes away, comes back, the source reconnects
     redis_server.restart(signal.SIGKILL)
     service.wait_for("reconnecting", timeout=30)
     later = lease(20)
     with RedisClient(RedisSettings(redis_server.url)) as c:
         publish(c, [later])
-        wait(lambda: later["event_id"] in discovered(c), 60, "the entry after the reconnect", service)
+        wait(lambda: later["event_id"] in discovered(c), 120, "the entry after the reconnect", service)
         wait(lambda: pending(c) == 0, 10, "acks", service)
         assert sorted(discovered(c)) == sorted(str(e["event_id"]) for e in [*first, later])
     assert service.running()
@@ -183,7 +183,7 @@ def test_malformed_entries_are_dead_lettered_and_the_service_runs_on(service: Ru
     for raw in junk.values():
         bus.call("XADD", "bm:events:dhcp_lease", "*", "envelope", raw)
     publish(bus, [good])
-    wait(lambda: discovered(bus) == [good["event_id"]], 60, "the good entry", service)
+    wait(lambda: discovered(bus) == [good["event_id"]], 120, "the good entry", service)
     dead = bus_status(bus, dead_letters=20)["dead_letters"]
     assert len(dead) == len(junk)
     assert all(d["reason"] for d in dead)

@@ -346,7 +346,7 @@ def iso(moment: datetime.datetime) -> str:
 
 def safe_name(name: str) -> str:
     """A device name usable in a file name."""
-    return "".join(c if c.isalnum() or c in "._" else "_" for c in name) or "device"
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "device"
 
 
 def metrics_document(result: Mapping[str, Any], moment: datetime.datetime) -> dict[str, Any]:

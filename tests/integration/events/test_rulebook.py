@@ -4,6 +4,7 @@ follow-up event and acknowledges its batch with bm.lifecycle.event_publish (the 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -191,3 +192,20 @@ def test_malformed_entries_are_dead_lettered_and_the_service_runs_on(service: Ru
     wait(lambda: pending(bus) == 0, 10, "acks", service)
     size = max(int(text(pairs(r[1])["raw_bytes"])) for r in bus.call("XRANGE", env.DEAD_LETTER_STREAM, "-", "+"))
     assert size > 1024 * 1024  # the reason says how big it was; only 64 KiB of it are kept
+
+
+def test_service_rulebook_has_a_rule_for_every_consumed_type() -> None:
+    """rulebooks/lifecycle.yml: every event type the bus source consumes has a rule (else nobody acknowledges it and
+    it ends in the dead-letter stream), and every bus rule's type is consumed."""
+    import yaml  # noqa: PLC0415
+
+    path = Path(__file__).resolve().parents[3] / "rulebooks/lifecycle.yml"
+    [ruleset] = yaml.safe_load(path.read_text())
+    [bus_source] = [s["bm.lifecycle.redis_streams"] for s in ruleset["sources"] if "bm.lifecycle.redis_streams" in s]
+    consumed = set(bus_source["event_types"])
+    ruled = set()
+    for rule in ruleset["rules"]:
+        ruled.update(re.findall(r'event\.event_type == "([a-z0-9_]+)"', str(rule.get("condition", ""))))
+    assert consumed == ruled, (
+        f"consumed without a rule: {consumed - ruled}; rule without the type consumed: {ruled - consumed}"
+    )

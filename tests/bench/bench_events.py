@@ -110,12 +110,12 @@ def bench_hook(url: str, spool: Path, n: int) -> None:
     for i in range(n):
         t = time.perf_counter()
         subprocess.run(
-            [PYTHON, str(HOOK), f"10.9.0.{i % 250 + 1}", f"52:54:0:9:{i // 256:x}:{i % 256:x}", f"ilo-{i}"],
+            [PYTHON, "-S", str(HOOK), f"10.9.0.{i % 250 + 1}", f"52:54:0:9:{i // 256:x}:{i % 256:x}", f"ilo-{i}"],
             env=environ, capture_output=True, timeout=10, check=False,
         )  # fmt: skip
         times.append((time.perf_counter() - t) * 1000)
     print(
-        f"dhcp hook ({PYTHON}, process start to exit), {n} calls: median {statistics.median(times):.1f} ms, "
+        f"dhcp hook ({PYTHON} -S, process start to exit), {n} calls: median {statistics.median(times):.1f} ms, "
         f"max {max(times):.1f} ms"
     )
 

@@ -31,7 +31,7 @@ def run_hook(url: str, spool: Path, *args: str, **env_more: str) -> subprocess.C
         "BM_HOOK_CONFIG": "/nonexistent",
         **env_more,
     }
-    return subprocess.run([PYTHON, str(HOOK), *args], env=environ, capture_output=True, text=True, timeout=10)
+    return subprocess.run([PYTHON, "-S", str(HOOK), *args], env=environ, capture_output=True, text=True, timeout=10)
 
 
 def leases(bus: RedisClient) -> list[dict[str, object]]:

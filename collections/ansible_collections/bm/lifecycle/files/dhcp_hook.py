@@ -4,8 +4,8 @@
 
 Usage (see dhcpd-hook.conf next to this file; run it with Debian's /usr/bin/python3, standard library only)::
 
-    python3 dhcp_hook.py IP MAC [HOSTNAME]     one lease; what dhcpd's execute() runs
-    python3 dhcp_hook.py --flush               only flush the spool (for a timer, after a long Redis outage)
+    python3 -S dhcp_hook.py IP MAC [HOSTNAME]     one lease; what dhcpd's execute() runs
+    python3 -S dhcp_hook.py --flush               only flush the spool (for a timer, after a long Redis outage)
 
 dhcpd waits for this program, so it always exits 0, fast, whatever happens: it validates its input (an invalid IP or
 MAC is logged and dropped; an invalid host name is logged and left out), normalises the MAC (dhcpd's

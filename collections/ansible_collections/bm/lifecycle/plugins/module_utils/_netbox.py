@@ -711,26 +711,38 @@ def transition(
         "journal_kind": journal_kind,
         "write_journal": write_journal,
     }
-    first = get_device(client, device)
-    result: dict[str, Any] = {
-        "changed": False,
-        "transitioned": False,
-        "device": device_ref(first),
-        "state_before": custom_field(first, STATE_FIELD),
-        "state": custom_field(first, STATE_FIELD),
-        "journal_entry": None,
-        "oob_ip": _oob_host(first),
-        "diff": {"before": {}, "after": {}},
-    }
-    if check_mode:
-        return _apply(client, first, result, False, opts)
+    known_id = _device_id(device)
+    if check_mode or known_id is None:  # a name: find the id first (the locked re-read below stays)
+        first = get_device(client, device)
+        known_id = int(first["id"])
+        if check_mode:
+            return _apply(client, first, _result(first), False, opts)
     if redis is None:
         raise ValueError("a Redis client is needed for the device lock")
-    with DeviceLock(redis, int(first["id"]), ttl=lock_ttl, wait=lock_wait):
-        fresh = client.get(f"/api/dcim/devices/{first['id']}/")
-        result["state_before"] = result["state"] = custom_field(fresh, STATE_FIELD)
-        result["oob_ip"] = _oob_host(fresh)
-        return _apply(client, fresh, result, True, opts)
+    with DeviceLock(redis, known_id, ttl=lock_ttl, wait=lock_wait):
+        fresh = client.get(f"/api/dcim/devices/{known_id}/")
+        return _apply(client, fresh, _result(fresh), True, opts)
+
+
+def _device_id(device: int | str) -> int | None:
+    if isinstance(device, int) and not isinstance(device, bool):
+        return device
+    if isinstance(device, str) and device.isdigit():
+        return int(device)
+    return None
+
+
+def _result(device: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "changed": False,
+        "transitioned": False,
+        "device": device_ref(device),
+        "state_before": custom_field(device, STATE_FIELD),
+        "state": custom_field(device, STATE_FIELD),
+        "journal_entry": None,
+        "oob_ip": _oob_host(device),
+        "diff": {"before": {}, "after": {}},
+    }
 
 
 def _oob_host(device: dict[str, Any]) -> str | None:

@@ -38,7 +38,7 @@ attributes:
 options:
   device:
     description: The NetBox device, by id or by (unique) name.
-    type: str
+    type: raw
     required: true
   expected:
     description:
@@ -198,7 +198,7 @@ def main() -> None:
     argument_spec = netbox_argument_spec()
     argument_spec.update(REDIS_ARGUMENT_SPEC)
     argument_spec.update(
-        device={"type": "str", "required": True},
+        device={"type": "raw", "required": True},
         expected={"type": "list", "elements": "str", "required": True},
         state={"type": "str", "required": True},
         expected_fields={"type": "dict"},

@@ -225,8 +225,60 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(10)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Seed NetBox, start the fleet and the service, lease every BMC, wait for `monitored`, print the timeline."""
+@dataclass
+class SimResult:
+    """What a run produced: the servers, their timeline rows, and each BMC's counters at the end."""
+
+    servers: list[SimServer]
+    rows: list[dict[str, Any]]
+    counters: list[dict[str, Any]]
+    workdir: Path
+    bmc_password: str
+
+    @property
+    def monitored(self) -> int:
+        """How many servers reached `monitored`."""
+        return sum(row["state"] == "monitored" for row in self.rows)
+
+
+def wait_for_end_states(
+    api: pynetbox.api, servers: list[SimServer], service: subprocess.Popen[bytes], timeout: float
+) -> list[dict[str, Any]]:
+    """Poll NetBox until every server is `monitored` or failed, the service died, or the time is up."""
+    deadline = time.monotonic() + timeout
+    rows = timeline(api, servers)
+    while time.monotonic() < deadline and service.poll() is None:
+        if all(row["state"] == "monitored" or str(row["state"]).endswith("_failed") for row in rows):
+            break
+        time.sleep(2)
+        rows = timeline(api, servers)
+    return rows
+
+
+def renew_leases(
+    api: pynetbox.api, servers: list[SimServer], env: dict[str, str], service: subprocess.Popen[bytes]
+) -> None:
+    """Renew every BMC's lease with a new IP (dhcpd fires the hook on each renewal): only the IP may change."""
+    for server in servers:
+        server.lease_ip = server.lease_ip.replace("10.250.", "10.251.", 1)
+        lease_at = server.lease_at
+        publish_lease(server, env)
+        server.lease_at = lease_at
+    log.info("%d renewal(s) with new IPs published; waiting for NetBox to show them", len(servers))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and service.poll() is None:
+        devices = {d.id: d for d in api.dcim.devices.filter(id=[s.device_id for s in servers])}
+        if all(
+            devices[s.device_id].oob_ip and devices[s.device_id].oob_ip.address.split("/")[0] == s.lease_ip
+            for s in servers
+        ):
+            return
+        time.sleep(2)
+    log.warning("not every renewal reached NetBox within 120 s")
+
+
+def run(args: argparse.Namespace) -> SimResult:
+    """Seed NetBox, start the fleet and the service, lease every BMC, wait for `monitored`."""
     api = pynetbox.api(os.environ["NETBOX_API"], token=os.environ["NETBOX_TOKEN"])
     workdir = Path(args.workdir).resolve()
     prepare_workdir(workdir)
@@ -252,38 +304,40 @@ def run(args: argparse.Namespace) -> int:
             for thread in threads:
                 thread.join()
             log.info("%d lease(s) published through the DHCP hook", len(servers))
-            deadline = time.monotonic() + args.timeout
-            rows = timeline(api, servers)
-            while time.monotonic() < deadline and service.poll() is None:
-                if all(row["state"] == "monitored" or row["state"].endswith("_failed") for row in rows):
-                    break
-                time.sleep(2)
+            rows = wait_for_end_states(api, servers, service, args.timeout)
+            if args.renewal:
+                renew_leases(api, servers, env, service)
                 rows = timeline(api, servers)
         finally:
             stop(service)
-    print_timeline(rows)
-    for server in servers:
-        for error in server.errors:
-            print(f"{server.name}: {error}")
-    done = sum(row["state"] == "monitored" for row in rows)
-    print(f"{done}/{len(rows)} server(s) monitored; service log: {workdir / 'logs' / 'rulebook.log'}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
-    return 0 if done == len(rows) else 1
+        counters = [fleet.counters(s.bmc.index) for s in servers]
+    return SimResult(servers, rows, counters, workdir, password)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (`bm-lab-sim --help`)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `bm-lab-sim`."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1, help="simulated servers (default 1)")
     parser.add_argument("--seed", default="bm-lab-sim", help="seed of the fleet's identities")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for every server to be monitored")
     parser.add_argument("--workdir", default=str(ROOT / ".lab" / "sim"), help="state of this run (default .lab/sim)")
     parser.add_argument("--rulebook", default="bm.lifecycle.lifecycle", help="rulebook FQCN or path")
-    parser.add_argument("--webhook-port", type=int, default=15000, help="port of the validation webhook")
+    parser.add_argument("--webhook-port", type=int, default=5000, help="port of the rulebook's validation webhook")
     parser.add_argument("--monitoring-interval", type=int, default=10, help="seconds between monitoring polls")
     parser.add_argument("--post-seconds", type=float, default=1.0, help="simulated POST time of a server")
+    parser.add_argument(
+        "--no-renewal",
+        dest="renewal",
+        action="store_false",
+        help="skip the lease renewals with new IPs sent once every server reached its end state",
+    )
     parser.add_argument("--json", help="also write the timeline as JSON to this file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`bm-lab-sim --help`)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[bm-lab-sim %(asctime)s] %(message)s", datefmt="%H:%M:%S")
     for name in ("NETBOX_API", "NETBOX_TOKEN", "BM_REDIS_URL"):
@@ -291,7 +345,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{name} is not set: run `make up` and load .lab/stack.env")
     if args.count < 1 or args.count > 1000:
         parser.error("--count must be between 1 and 1000")
-    return run(args)
+    result = run(args)
+    print_timeline(result.rows)
+    for server in result.servers:
+        for error in server.errors:
+            print(f"{server.name}: {error}")
+    print(f"{result.monitored}/{len(result.rows)} server(s) monitored; service log: {result.workdir / 'logs'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.rows, indent=2))
+    return 0 if result.monitored == len(result.rows) else 1
 
 
 if __name__ == "__main__":

@@ -36,6 +36,18 @@ def switch_ip(switch_index: int) -> str:
     return f"192.0.2.{11 + switch_index}"
 
 
+def remove(api: pynetbox.api, names: list[str], networks: tuple[str, ...]) -> int:
+    """Delete earlier runs' servers (their interfaces, MACs and cables go with them) and their leased IPs."""
+    removed = 0
+    for device in api.dcim.devices.filter(name=names):
+        device.delete()
+        removed += 1
+    for network in networks:
+        for ip in api.ipam.ip_addresses.filter(parent=network):
+            ip.delete()
+    return removed
+
+
 def seed(api: pynetbox.api, servers: list[tuple[str, str]], *, tenant: str = "baremetal-staging") -> list[Registered]:
     """Register `servers` ([(name, bmc_mac)]) and the switches; data NICs eno1/eno2 get no MAC (validation fills it)."""
     site = _get_or_create(api.dcim.sites, {"slug": "dc1"}, name="dc1", status="active")

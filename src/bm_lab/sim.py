@@ -42,6 +42,7 @@ TIMESTAMPS = (
     ("hardened", "hardened_at"),
     ("monitored", "last_monitored_at"),
 )
+LEASE_NETWORKS = ("10.250.0.0/16", "10.251.0.0/16")  # first leases, renewals
 BOOT_PARAM = re.compile(r"\bbm\.(device_id|token|callback|ca)=(\S+)")
 
 
@@ -194,8 +195,9 @@ def prepare_workdir(workdir: Path) -> None:
     """Fresh private directories for boot scripts, credentials, metrics and the hook's spool."""
     for sub in ("pxe", "bmc-credentials", "metrics", "hook-spool", "logs"):
         (workdir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-    for stale in (workdir / "pxe").glob("*"):
-        stale.unlink()
+    for sub in ("pxe", "bmc-credentials"):  # the fleet restarts with factory credentials and no boot scripts
+        for stale in (workdir / sub).glob("*"):
+            stale.unlink()
     vault = workdir / "vault-password"
     if not vault.exists():
         vault.write_text(secrets.token_urlsafe(32) + "\n")
@@ -291,6 +293,9 @@ def run(args: argparse.Namespace) -> SimResult:
     ) as fleet:
         servers = [SimServer(f"sim{b.index + 1:03d}", b, f"10.250.{b.index // 250}.{b.index % 250 + 1}") for b in fleet]
         by_index.update({s.bmc.index: s for s in servers})
+        removed = netbox_seed.remove(api, [s.name for s in servers], LEASE_NETWORKS)
+        if removed:
+            log.info("removed %d server(s) of an earlier run from NetBox", removed)
         registered = netbox_seed.seed(api, [(s.name, s.bmc.bmc_mac) for s in servers])
         for record, server in zip(registered, servers, strict=True):
             server.device_id = record.device_id

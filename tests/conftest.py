@@ -13,7 +13,7 @@ import redis
 
 from helpers import ROOT, ansible_playbook, read_env_file
 
-STACK_ENV = ROOT / ".lab" / "stack.env"
+STACK_ENV = Path(os.environ.get("BM_LAB_DIR") or ROOT / ".lab") / "stack.env"  # BM_LAB_DIR: a private stack
 
 
 @pytest.fixture(scope="session")

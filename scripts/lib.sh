@@ -3,7 +3,7 @@
 : "${ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 LAB="${BM_LAB_DIR:-$ROOT/.lab}"
 NETBOX_VERSION=4.7.3
-NETBOX_VENV="${BM_NETBOX_VENV:-$LAB/netbox-venv}"
+NETBOX_VENV="${BM_NETBOX_VENV:-$ROOT/.lab/netbox-venv}"  # shared by every lab directory
 NETBOX_SNAPSHOT_DIR="${BM_NETBOX_SNAPSHOT_DIR:-$ROOT/stack/netbox}"
 NETBOX_SNAPSHOT="$NETBOX_SNAPSHOT_DIR/netbox-$NETBOX_VERSION-migrated.sql.gz"
 PG_PORT="${BM_PG_PORT:-15432}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -17,6 +18,7 @@ import requests
 from helpers import ROOT, ansible_playbook, read_env_file
 
 STACK_SH = ROOT / "scripts" / "stack.sh"
+LAB = Path(os.environ.get("BM_LAB_DIR") or ROOT / ".lab")
 LIFECYCLE_STATES = {
     "staged", "discovery", "validating", "validation_completed", "hardening", "monitored",
     "provisioning_failed", "validation_failed", "hardening_failed",
@@ -70,26 +72,26 @@ def test_reset_restores_the_template(netbox: pynetbox.api, stack: dict[str, str]
 
 
 def test_second_up_changes_nothing(stack: dict[str, str]) -> None:
-    pids = {p: (ROOT / ".lab" / "run" / p).read_text() for p in ("netbox.pid", "redis.pid")}
+    pids = {p: (LAB / "run" / p).read_text() for p in ("netbox.pid", "redis.pid")}
     result = subprocess.run([STACK_SH, "up"], capture_output=True, text=True, check=True)
     assert "starting" not in result.stderr, result.stderr
-    assert pids == {p: (ROOT / ".lab" / "run" / p).read_text() for p in pids}
-    assert read_env_file(ROOT / ".lab" / "stack.env") == stack
+    assert pids == {p: (LAB / "run" / p).read_text() for p in pids}
+    assert read_env_file(LAB / "stack.env") == stack
 
 
 def test_the_token_is_in_no_log_or_output(stack: dict[str, str]) -> None:
     secret = stack["NETBOX_TOKEN"].split(".", 1)[1]
     result = subprocess.run([STACK_SH, "status"], capture_output=True, text=True, check=True)
     assert secret not in result.stdout + result.stderr
-    for log in (ROOT / ".lab" / "logs").glob("*.log"):
+    for log in (LAB / "logs").glob("*.log"):
         assert secret not in log.read_text(errors="replace"), log
-    assert (ROOT / ".lab" / "stack.env").stat().st_mode & 0o077 == 0
+    assert (LAB / "stack.env").stat().st_mode & 0o077 == 0
 
 
 def test_snapshot_is_current_for_the_pinned_netbox(stack: dict[str, str]) -> None:
-    env = read_env_file(ROOT / ".lab" / "secrets.env") | {
+    env = read_env_file(LAB / "secrets.env") | {
         "NETBOX_CONFIGURATION": "bm_netbox_config",
-        "NETBOX_ROOT": str(ROOT / ".lab" / "netbox"),
+        "NETBOX_ROOT": str(LAB / "netbox"),
         "PYTHONPATH": str(ROOT / "stack" / "netbox"),
         "BM_PG_PORT": stack["BM_PG_PORT"],
         "BM_REDIS_PORT": stack["BM_REDIS_URL"].rsplit(":", 1)[1].split("/")[0],

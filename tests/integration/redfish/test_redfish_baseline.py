@@ -152,3 +152,26 @@ def test_refuses_to_remove_the_account_in_use_or_a_service_account(fleet) -> Non
         result = run_module("ilo_baseline", bmc_args(fleet[0], remove_accounts=[name]))
         assert result.get("failed") is True and result["failed_step"] == "accounts", result
     assert writes(fleet.counters(0)) == 0
+
+
+def test_session_auth_sessions_are_always_deleted_even_across_the_reset(fleet) -> None:
+    result = run_module(
+        "ilo_baseline", bmc_args(fleet[0], auth="session", snmpv1_enabled=False, ipmi_enabled=False, reset_interval=0.5)
+    )
+    assert result["changed"] is True and result["reset_performed"] is True, result
+    assert fleet.counters(0)["sessions_created"] >= 2  # one before the reset, one after it
+    assert fleet.state(0)["Sessions"] == 0
+
+
+def test_firmware_2_90_v1_request_and_trap_flags_are_turned_off(fleet) -> None:
+    fleet.set_state(0, Settings={"firmware": "2.90"})
+    result = run_module("ilo_baseline", bmc_args(fleet[0], snmpv1_enabled=False, reset_interval=0.5), "--diff")
+    assert result["changed"] is True, result
+    assert result["diff"]["before"]["snmpv1"] == {
+        "SNMPv1Enabled": True,
+        "SNMPv1RequestsEnabled": True,
+        "SNMPv1TrapEnabled": True,
+    }
+    snmp = fleet.state(0)["SnmpService"]
+    assert (snmp["SNMPv1Enabled"], snmp["SNMPv1RequestsEnabled"], snmp["SNMPv1TrapEnabled"]) == (False, False, False)
+    assert run_module("ilo_baseline", bmc_args(fleet[0], snmpv1_enabled=False))["changed"] is False

@@ -1,0 +1,7 @@
+"""Fixtures of the validation webhook unit tests (defined in webhook_support.py, which the tests also import)."""
+
+from __future__ import annotations
+
+from unit.validation_webhook.webhook_support import bus, cfg, netbox, redis_server, report
+
+__all__ = ["bus", "cfg", "netbox", "redis_server", "report"]

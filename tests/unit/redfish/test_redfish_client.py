@@ -144,3 +144,24 @@ def test_connection_options_are_defined_once_with_env_fallbacks() -> None:
 )
 def test_split_address(text: str, expected: Any) -> None:
     assert split_address(text) == expected
+
+
+def test_wait_until_ready_sees_the_bmc_go_down_and_come_back(transport, make_client) -> None:
+    manager = "/redfish/v1/Managers/1"
+    transport.add("GET", manager, (200, {}, {}), NotSent("refused"), NotSent("refused"), (503, {}, {}), (200, {}, {}))
+    client = make_client()
+    client.wait_until_ready(60, interval=1, settle=0.5)
+    assert [c[0] for c in transport.calls] == ["GET"] * 5  # up (not yet reset), down, down, busy, back
+
+
+def test_wait_until_ready_is_bounded(transport, make_client, monkeypatch) -> None:
+    from ansible_collections.bm.lifecycle.plugins.module_utils import _redfish  # noqa: PLC0415
+
+    transport.add("GET", "/redfish/v1/Managers/1", NotSent("refused"))
+    clock = {"now": 0.0}
+    client = make_client()
+    client.sleep = lambda s: clock.__setitem__("now", clock["now"] + s)
+    monkeypatch.setattr(_redfish.time, "monotonic", lambda: clock["now"])
+    with pytest.raises(RedfishUnavailableError, match="did not come back within 10 s"):
+        client.wait_until_ready(10, interval=1, settle=0.5)
+    assert len(transport.calls) <= 12

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pynetbox
 import pytest
 import redis
 
-from helpers import ansible_playbook
+from helpers import ROOT, ansible_playbook
 
 testing = pytest.importorskip("bm_mock_ilo.testing", reason="the mock iLO fleet (issue 4) is not available")
 
@@ -188,7 +189,7 @@ def clean_srv001(nb: pynetbox.api) -> None:
 @pytest.fixture
 def stages(
     stack: dict[str, str], netbox: pynetbox.api, redis_client: redis.Redis, fleet: Any, tmp_path: Path
-) -> Stages:
+) -> Iterator[Stages]:
     clean_srv001(netbox)
     boot = tmp_path / "boot"
     boot.mkdir()
@@ -206,7 +207,9 @@ def stages(
         "BM_PXE_INITRD_URL": "http://127.0.0.1:8080/validation/initrd.img",
         "BM_VALIDATION_CALLBACK_URL": "http://127.0.0.1:5000/api/v1/validation/report",
     }
-    return Stages(env, redis_client, tmp_path)
+    yield Stages(env, redis_client, tmp_path)
+    # Leave the shared NetBox as the template had it: the next session bootstraps on top of the live database.
+    subprocess.run([ROOT / "scripts" / "stack.sh", "reset"], check=False, capture_output=True)
 
 
 # --- the raw reader: pynetbox, never the modules under test ---------------------------------------------------------

@@ -113,6 +113,7 @@ def test_batch_flows_through_and_is_acknowledged(service: Rulebook, bus: RedisCl
     wait(lambda: len(discovered(bus)) == 3, 120, "3 device_discovered", service)
     assert sorted(discovered(bus)) == sorted(e["event_id"] for e in events)
     wait(lambda: pending(bus) == 0, 10, "no pending entries", service)
+    wait(lambda: "PLAY RECAP" in service.text(), 30, "the playbook's recap in the service output", service)
     assert service.text().count("PLAY RECAP") == 1  # one playbook run for the batch of three
 
 

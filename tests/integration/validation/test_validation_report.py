@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from integration.validation.validation_support import (
     STREAM,
     build_report,
     cf,
+    free_port,
     post,
     pxe_callback_file,
     server_macs,
@@ -29,8 +31,26 @@ from integration.validation.validation_support import (
     take,
 )
 
+TRANSITION = "Move the device to validation_completed (compare-and-set; the journal entry carries the summary)"
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 testing = pytest.importorskip("bm_mock_ilo.testing", reason="the mock iLO fleet is not available")
+
+
+def wait_until(predicate: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return bool(predicate())
+
+
+def openapi_up(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 def set_state(nb: pynetbox.api, name: str, state: str) -> Any:
@@ -174,8 +194,8 @@ def test_report_from_pxe_boot_takes_the_device_to_validation_completed(
     assert len(after_first["interfaces"]) == len(before["interfaces"]) + len(NICS)
     assert len(after_first["cables"]) == len(before["cables"]) + 3
     print(
-        f"validation_report stage: 1 report, {apply['netbox_requests']} NetBox requests in the apply module, "
-        f"ansible-playbook wall {seconds:.1f} s"
+        f"validation_report stage: 1 report, {apply['netbox_requests']} NetBox requests in the apply module + "
+        f"{results[TRANSITION]['netbox_requests']} in the transition, ansible-playbook wall {seconds:.1f} s"
     )
 
     # the same entry delivered again (a crash before the ack): nothing new, nothing published twice
@@ -242,3 +262,63 @@ def test_refusals_change_nothing(
     assert (code, answer["error"]) == (401, "invalid_token")
     assert redis_client.xlen(STREAM) == 1
     assert snapshot(netbox) == before
+
+
+RULEBOOK = """
+- name: validation
+  hosts: all  # ansible-rulebook limits the playbook to these hosts: the stage's add_host hosts must pass
+  sources:
+    - bm.lifecycle.validation_webhook:
+        port: {port}
+    - bm.lifecycle.redis_streams:
+        event_types: [validation_report]
+        consumer: pytest-service
+        batch_wait_ms: 100
+  rules:
+    - name: validation_report -> NetBox
+      condition: event.event_type == "validation_report"
+      action:
+        run_playbook:
+          name: bm.lifecycle.validation_report
+          extra_vars:
+            bm_batch: "{{{{ event }}}}"
+"""
+
+
+def test_rulebook_killed_right_after_the_answer_loses_nothing(
+    stack: dict[str, str], netbox: pynetbox.api, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """The real ansible-rulebook serves the webhook; SIGKILL right after the 202; the restarted service finishes."""
+    from integration.events.rulebook import Rulebook  # noqa: PLC0415
+
+    srv = set_state(netbox, "srv001", "validating")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/v1/validation/report"
+    token = issue_boot_file(stack, srv.id, url, tmp_path / "boot")
+    report = build_report(srv.id, "CZJ7777777", server_macs(["94:40:c9:bb:00:00", "94:40:c9:bb:00:01"]))
+    rulebook_file = tmp_path / "validation.yml"
+    rulebook_file.write_text(RULEBOOK.format(port=port))
+    service = Rulebook(rulebook_file, tmp_path / "rulebook.log", stack["BM_REDIS_URL"])
+    try:
+        service.start()
+        assert wait_until(lambda: openapi_up(port), 120), service.text()[-3000:]
+        code, answer = post(url, json.dumps(report).encode(), token)
+        service.kill()  # SIGKILL to the whole process group, right after the answer
+        assert code == 202, answer
+        assert redis_client.xlen(STREAM) == 1
+        service.start()
+
+        def completed() -> bool:
+            try:
+                return cf(netbox.dcim.devices.get(srv.id), "lifecycle_state") == "validation_completed"
+            except pynetbox.RequestError:  # a shared stack: another session may be resetting NetBox
+                return False
+
+        assert wait_until(completed, 240), service.text()[-4000:]
+        dev = netbox.dcim.devices.get(srv.id)
+        assert dev.serial == "CZJ7777777"
+        assert netbox.dcim.interfaces.get(device_id=srv.id, name="eth0").mac_address.lower() == "94:40:c9:bb:00:00"
+        assert wait_until(lambda: redis_client.xpending(STREAM, "bm-lifecycle")["pending"] == 0, 60)
+        assert redis_client.xlen("bm:events:validation_completed") == 1
+    finally:
+        service.kill()

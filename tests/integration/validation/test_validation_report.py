@@ -322,3 +322,33 @@ def test_rulebook_killed_right_after_the_answer_loses_nothing(
         assert redis_client.xlen("bm:events:validation_completed") == 1
     finally:
         service.kill()
+
+
+def test_batch_of_reports_isolates_a_failing_device(
+    stack: dict[str, str], netbox: pynetbox.api, redis_client: redis.Redis, webhook: str, tmp_path: Path
+) -> None:
+    """Two reports in one batch; the second device vanished from NetBox after its report was accepted: the first
+    completes and is acknowledged, the second fails alone and stays pending (delivered again later)."""
+    srv1 = set_state(netbox, "srv001", "validating")
+    srv2 = netbox.dcim.devices.create(
+        {"name": "srv002", "device_type": srv1.device_type.id, "role": srv1.role.id, "site": srv1.site.id,
+         "tenant": srv1.tenant.id, "status": "active", "custom_fields": {"lifecycle_state": "validating"}}
+    )  # fmt: skip
+    for dev, serial, base in ((srv1, "CZJ0000001", "94:40:c9:cc:00:0"), (srv2, "CZJ0000002", "94:40:c9:dd:00:0")):
+        token = issue_boot_file(stack, dev.id, webhook, tmp_path / f"boot-{dev.id}")
+        body = json.dumps(build_report(dev.id, serial, server_macs([base + "0", base + "1"])))
+        assert post(webhook, body.encode(), token)[0] == 202
+    netbox.dcim.devices.get(srv2.id).delete()
+    batch = take(redis_client)
+    assert batch["batch_size"] == 2
+    extra = tmp_path / "batch.json"
+    extra.write_text(json.dumps({"bm_batch": batch}))
+    proc = ansible_playbook(
+        "bm.lifecycle.validation_report", "-e", f"@{extra}", timeout=300,
+        NETBOX_API=stack["NETBOX_API"], NETBOX_TOKEN=stack["NETBOX_TOKEN"], BM_REDIS_URL=stack["BM_REDIS_URL"],
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout[-3000:]  # one host failed
+    assert cf(netbox.dcim.devices.get(srv1.id), "lifecycle_state") == "validation_completed"
+    pending = redis_client.xpending_range(STREAM, "bm-lifecycle", "-", "+", 10)
+    assert [p["message_id"] for p in pending] == [batch["entries"][1]["id"]]
+    assert redis_client.xlen("bm:events:validation_completed") == 1

@@ -340,3 +340,11 @@ def test_port_in_use_does_not_kill_the_source(redis_server: Any) -> None:
             return alive
 
         assert asyncio.run(go())
+
+
+def test_documentation_is_yaml_and_lists_every_argument() -> None:
+    import yaml  # noqa: PLC0415
+
+    doc = yaml.safe_load(PLUGIN["DOCUMENTATION"])
+    assert set(doc["options"]) == set(PLUGIN["Config"].KNOWN)
+    assert yaml.safe_load(PLUGIN["EXAMPLES"])[0]["sources"][0]["bm.lifecycle.validation_webhook"]["port"] == 5000

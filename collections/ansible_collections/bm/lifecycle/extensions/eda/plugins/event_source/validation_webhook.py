@@ -40,10 +40,10 @@ short_description: Receive validation reports from the validation image and writ
 description:
   - Serves C(POST /api/v1/validation/report) (and its OpenAPI document at C(GET /api/v1/openapi.json)). A report is
     accepted only when everything holds, in this order - body at most O(max_body_bytes) and C(application/json);
-    the header C(Authorization) with C(Bearer <token>) present; strict JSON; the report schema (C(iso/README.md), list lengths capped);
-    the token is the device's current single-use validation token (issued at provisioning, compared in constant
-    time, see C(bm.lifecycle.validation_token)); the device is in lifecycle state O(expected_state) and of O(tenant)
-    in NetBox; the event fits the bus (64 KiB).
+    the header C(Authorization) with C(Bearer <token>) present; strict JSON; the report schema (C(iso/README.md),
+    list lengths capped); the token is the device's current single-use validation token (issued at provisioning,
+    compared in constant time, see C(bm.lifecycle.validation_token)); the device is in lifecycle state
+    O(expected_state) and of O(tenant) in NetBox; the event fits the bus (64 KiB).
   - Then, in one Redis transaction (C(WATCH) of the token, C(MULTI), C(DEL) of the token, C(XADD), C(EXEC)), the token
     is consumed and a v1 envelope C(validation_report) (its data - the parsed hardware identity, physical NICs with
     canonical MACs and the LLDP neighbours, see C(_validation_report.summarize)) is added to

@@ -4,6 +4,7 @@
 #   stack.sh down      stop what `up` started, by PID file
 #   stack.sh status    processes, ports, NetBox version
 #   stack.sh reset     NetBox back to the template database, event bus emptied
+#   stack.sh fresh     NetBox back to the migrated snapshot (all data gone; the admin and API token are kept)
 #   stack.sh template  save the current NetBox database as the template `reset` restores
 #   stack.sh snapshot  rebuild the committed migrated snapshot (runs `netbox migrate`: minutes)
 set -euo pipefail
@@ -202,6 +203,14 @@ cmd_reset() {
     redis-cli -p "$REDIS_PORT" -n 0 FLUSHDB >/dev/null
 }
 
+cmd_fresh() {
+    netbox_env
+    psql_nb -d postgres -c "DROP DATABASE IF EXISTS netbox WITH (FORCE)" >/dev/null
+    restore_snapshot
+    BM_NETBOX_DB=netbox "$NETBOX_VENV/bin/netbox" shell -c "$(cat stack/netbox/bootstrap_admin.py)" >/dev/null
+    redis-cli -p "$REDIS_PORT" -n 2 FLUSHDB >/dev/null
+}
+
 cmd_template() {
     psql_nb -d postgres -c "DROP DATABASE IF EXISTS netbox_template" \
         -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'netbox' AND pid <> pg_backend_pid()" \
@@ -230,7 +239,8 @@ case "${1:-}" in
     down) cmd_down ;;
     status) cmd_status ;;
     reset) cmd_reset ;;
+    fresh) cmd_fresh ;;
     template) cmd_template ;;
     snapshot) cmd_snapshot ;;
-    *) echo "usage: $0 up|down|status|reset|template|snapshot" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|status|reset|fresh|template|snapshot" >&2; exit 2 ;;
 esac

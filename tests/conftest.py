@@ -18,8 +18,12 @@ STACK_ENV = Path(os.environ.get("BM_LAB_DIR") or ROOT / ".lab") / "stack.env"  #
 
 @pytest.fixture(scope="session")
 def stack() -> dict[str, str]:
-    """Start the stack once (or reuse it), bootstrap NetBox, save the template database; return the settings."""
+    """Start the stack once (or reuse it), start NetBox from the snapshot, bootstrap it, save it as the template.
+
+    The tests own the stack's NetBox: whatever an earlier session or `make demo` left in it is gone.
+    """
     subprocess.run([ROOT / "scripts" / "stack.sh", "up"], check=True)
+    subprocess.run([ROOT / "scripts" / "stack.sh", "fresh"], check=True)
     settings = read_env_file(STACK_ENV)
     os.environ.update(settings)
     for playbook in ("bm.lifecycle.bootstrap_netbox", "bm.lifecycle.demo_data"):

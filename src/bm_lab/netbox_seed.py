@@ -36,15 +36,16 @@ def switch_ip(switch_index: int) -> str:
     return f"192.0.2.{11 + switch_index}"
 
 
-def remove(api: pynetbox.api, names: list[str], networks: tuple[str, ...]) -> int:
-    """Delete earlier runs' servers (their interfaces, MACs and cables go with them) and their leased IPs."""
+def remove(api: pynetbox.api, names: list[str]) -> int:
+    """Delete earlier runs' servers with their IPs and cables (interfaces and MACs go with the device)."""
     removed = 0
     for device in api.dcim.devices.filter(name=names):
+        for ip in api.ipam.ip_addresses.filter(device_id=device.id):
+            ip.delete()
+        for cable in api.dcim.cables.filter(device_id=device.id):
+            cable.delete()
         device.delete()
         removed += 1
-    for network in networks:
-        for ip in api.ipam.ip_addresses.filter(parent=network):
-            ip.delete()
     return removed
 
 

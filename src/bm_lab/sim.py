@@ -42,7 +42,6 @@ TIMESTAMPS = (
     ("hardened", "hardened_at"),
     ("monitored", "last_monitored_at"),
 )
-LEASE_NETWORKS = ("10.250.0.0/16", "10.251.0.0/16")  # first leases, renewals
 BOOT_PARAM = re.compile(r"\bbm\.(device_id|token|callback|ca)=(\S+)")
 
 
@@ -178,7 +177,6 @@ def service_env(args: argparse.Namespace, workdir: Path, password: str, servers:
         BM_BMC_USERNAME="Administrator",
         BM_BMC_PASSWORD=password,
         BM_BMC_VALIDATE_CERTS="false",
-        BM_BMC_ADDRESSES=json.dumps({s.name: f"{s.bmc.address}:{s.bmc.port}" for s in servers}),
         BM_BMC_CREDENTIALS_DIR=str(workdir / "bmc-credentials"),
         ANSIBLE_VAULT_PASSWORD_FILE=str(workdir / "vault-password"),
         BM_PXE_BOOT_DIR=str(workdir / "pxe"),
@@ -204,16 +202,21 @@ def prepare_workdir(workdir: Path) -> None:
         vault.chmod(0o600)
 
 
-def start_rulebook(args: argparse.Namespace, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """The bm-lifecycle service, as `ansible-rulebook` runs it in production."""
+def start_rulebook(
+    args: argparse.Namespace, env: dict[str, str], log_path: Path, prefix: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """The bm-lifecycle service, as `ansible-rulebook` runs it in production (`prefix`: e.g. `ip netns exec NS`)."""
     command = [
+        *prefix,
         str(ROOT / ".venv" / "bin" / "ansible-rulebook"),
         "-r", args.rulebook,
         "-i", str(ROOT / "inventory" / "local.yml"),
         "--env-vars", "BM_WEBHOOK_PORT,BM_MONITORING_INTERVAL",
     ]  # fmt: skip
-    with log_path.open("ab") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+    with log_path.open("wb") as out:
+        return subprocess.Popen(  # noqa: S603
+            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -248,25 +251,27 @@ def wait_for_end_states(
 ) -> list[dict[str, Any]]:
     """Poll NetBox until every server is `monitored` or failed, the service died, or the time is up."""
     deadline = time.monotonic() + timeout
-    rows = timeline(api, servers)
+    rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline and service.poll() is None:
-        if all(row["state"] == "monitored" or str(row["state"]).endswith("_failed") for row in rows):
+        try:
+            rows = timeline(api, servers)
+        except requests.RequestException as exc:  # NetBox dropped a kept-alive connection or is busy: poll again
+            log.info("NetBox poll failed (%s); retrying", exc)
+        if rows and all(row["state"] == "monitored" or str(row["state"]).endswith("_failed") for row in rows):
             break
         time.sleep(2)
-        rows = timeline(api, servers)
-    return rows
+    return rows or timeline(api, servers)
 
 
 def renew_leases(
     api: pynetbox.api, servers: list[SimServer], env: dict[str, str], service: subprocess.Popen[bytes]
 ) -> None:
-    """Renew every BMC's lease with a new IP (dhcpd fires the hook on each renewal): only the IP may change."""
+    """Renew every BMC's lease (dhcpd fires the hook on each renewal): NetBox keeps the IP, nothing reboots."""
     for server in servers:
-        server.lease_ip = server.lease_ip.replace("10.250.", "10.251.", 1)
         lease_at = server.lease_at
         publish_lease(server, env)
         server.lease_at = lease_at
-    log.info("%d renewal(s) with new IPs published; waiting for NetBox to show them", len(servers))
+    log.info("%d lease renewal(s) published", len(servers))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and service.poll() is None:
         devices = {d.id: d for d in api.dcim.devices.filter(id=[s.device_id for s in servers])}
@@ -289,11 +294,17 @@ def run(args: argparse.Namespace) -> SimResult:
     agent = ValidationAgent(workdir / "pxe", by_index)
     settings = Settings(post_seconds=args.post_seconds, manager_reset_seconds=2.0)
     with start_fleet(
-        args.count, seed=args.seed, settings=settings, password=password, on_pxe_boot=agent.on_pxe_boot
+        args.count,
+        seed=args.seed,
+        settings=settings,
+        password=password,
+        on_pxe_boot=agent.on_pxe_boot,
+        first_address=args.first_address,
+        base_port=443,
     ) as fleet:
-        servers = [SimServer(f"sim{b.index + 1:03d}", b, f"10.250.{b.index // 250}.{b.index % 250 + 1}") for b in fleet]
+        servers = [SimServer(f"sim{b.index + 1:03d}", b, b.address) for b in fleet]
         by_index.update({s.bmc.index: s for s in servers})
-        removed = netbox_seed.remove(api, [s.name for s in servers], LEASE_NETWORKS)
+        removed = netbox_seed.remove(api, [s.name for s in servers])
         if removed:
             log.info("removed %d server(s) of an earlier run from NetBox", removed)
         registered = netbox_seed.seed(api, [(s.name, s.bmc.bmc_mac) for s in servers])
@@ -327,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for every server to be monitored")
     parser.add_argument("--workdir", default=str(ROOT / ".lab" / "sim"), help="state of this run (default .lab/sim)")
     parser.add_argument("--rulebook", default="bm.lifecycle.lifecycle", help="rulebook FQCN or path")
+    parser.add_argument(
+        "--first-address",
+        default="127.0.10.1",
+        help="loopback address of the first BMC (HTTPS on port 443, the next BMCs on the next addresses); "
+        "it is also the IP its DHCP lease reports",
+    )
     parser.add_argument("--webhook-port", type=int, default=5000, help="port of the rulebook's validation webhook")
     parser.add_argument("--monitoring-interval", type=int, default=10, help="seconds between monitoring polls")
     parser.add_argument("--post-seconds", type=float, default=1.0, help="simulated POST time of a server")

@@ -174,12 +174,15 @@ def start_fleet(
     state_dir: Path | None = None,
     timeout: float = 30.0,
     password: str | None = None,
+    first_address: str | None = None,
+    base_port: int = 0,
 ) -> Iterator[FleetHandle]:
     """Run a fleet on free loopback ports for the duration of the ``with`` block.
 
     ``in_process``: an event loop in a background thread (``on_pxe_boot`` runs in a worker thread when a simulated
     host boots from PXE; ``settings`` apply). Otherwise the ``bm-mock-ilo`` CLI in a subprocess (``extra_args``).
     ``password``: one factory password for every BMC (in-process only) instead of one derived per BMC.
+    ``first_address`` and ``base_port`` (in-process only): BMC i listens on ``first_address + i``, port ``base_port``.
     """
     if in_process:
         with _in_thread(
@@ -190,6 +193,8 @@ def start_fleet(
             state_dir=state_dir,
             timeout=timeout,
             password=password,
+            first_address=first_address,
+            base_port=base_port,
         ) as handle:
             yield handle
     else:
@@ -207,6 +212,8 @@ def _in_thread(
     state_dir: Path | None,
     timeout: float,
     password: str | None,
+    first_address: str | None = None,
+    base_port: int = 0,
 ) -> Iterator[FleetHandle]:
     loop = asyncio.new_event_loop()
     holder: dict[str, Fleet] = {}
@@ -223,6 +230,8 @@ def _in_thread(
         ssl_context=_certificate(state_dir),
         power=SimulatedPower(callback if on_pxe_boot else None),
         password=password,
+        first_address=first_address,
+        base_port=base_port,
     )
     holder["fleet"] = fleet
     thread = threading.Thread(target=loop.run_forever, name="bm-mock-ilo", daemon=True)

@@ -9,7 +9,7 @@ STACK := $(CURDIR)/scripts/stack.sh
 .PHONY: help install up down status reset demo test lint bench bench-large lab-e2e chaos netbox-snapshot lock image
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 install: ## install Debian packages, .venv (Python 3.12) and the NetBox venv (idempotent)
 	@$(CURDIR)/scripts/install.sh
@@ -43,6 +43,9 @@ bench-large: up ## the benchmarks at fleet scale (1,000 servers; for people, not
 
 image: install ## build the lab validation image (kernel + initramfs) into .lab/image/ (cached by its inputs' hash)
 	@$(CURDIR)/iso/lab/build.sh
+
+lab-e2e: up ## the lab tier (root): namespaces, dhcpd + hook, lldpd ToRs, QEMU servers PXE-booting the image, 1 then 3
+	@$(CURDIR)/scripts/lab-e2e.sh
 
 netbox-snapshot: install ## rebuild the committed migrated NetBox snapshot (runs `migrate`: minutes)
 	@$(STACK) snapshot

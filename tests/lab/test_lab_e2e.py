@@ -1,0 +1,150 @@
+"""The lab tier (`make lab-e2e`): every arrow of the plan's sequence diagram for real, except the BMC silicon.
+
+src/bm_lab/lab.py builds network namespaces with ISC dhcpd running the project's hook, lldpd switches and QEMU servers
+that PXE-boot the validation image, driven by mock iLOs over QMP, and runs the ansible-rulebook service on the local
+stack. The test then checks each arrow: the BMC's lease in dhcpd's log and the hook's event, the chain of event ids,
+NetBox states and timestamps in order, MACs equal to QEMU's NICs, cables equal to the lab's wiring, model and serial
+equal to the SMBIOS identity, the hardening in the mock iLO, the metrics files. One server, then three at once.
+
+Runs when BM_LAB_E2E says so (scripts/lab-e2e.sh sets `all`; `one` runs the one-server case only, about 3.5 min):
+root, QEMU and the packages of requirements/apt.txt are needed, and the pipeline's every stage.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pynetbox
+import pytest
+import redis
+
+from bm_lab import lab
+
+WANTED = os.environ.get("BM_LAB_E2E", "")
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.slow,
+    pytest.mark.stack,
+    pytest.mark.skipif(
+        WANTED not in ("one", "all"), reason="the lab tier runs with `make lab-e2e` (or BM_LAB_E2E=one|all)"
+    ),
+]
+ROOT = Path(__file__).resolve().parents[2]
+# lease -> monitored under TCG on 2 quiet cores; a loaded machine may need more (BM_LAB_BUDGET_S)
+BUDGET_S = {1: 180.0, 3: 300.0}
+CAUSES = {  # event type -> the event type it must be caused by
+    "device_discovered": "dhcp_lease",
+    "pxe_boot_initiated": "device_discovered",
+    "validation_completed": "validation_report",
+    "hardening_completed": "validation_completed",
+}
+
+
+@pytest.fixture
+def lab_env(stack: dict[str, str], netbox: pynetbox.api, redis_client: redis.Redis) -> Iterator[Path]:
+    """A fresh NetBox template and an empty bus; the stack's settings in the environment; the lab's work dir."""
+    missing = lab.missing_tools()
+    if missing:
+        pytest.skip(f"the lab cannot run here: missing {', '.join(missing)}")
+    saved = {k: os.environ.get(k) for k in stack}
+    os.environ.update(stack)
+    try:
+        yield Path(os.environ.get("BM_LAB_E2E_DIR", ROOT / ".lab" / "lab-e2e"))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_lab(count: int, workdir: Path) -> lab.LabResult:
+    args = lab.build_parser().parse_args(
+        ["--count", str(count), "--workdir", str(workdir / f"servers-{count}"), "--timeout", "480"]
+    )
+    args.webhook_port = lab.WEBHOOK_PORT
+    result = lab.run(args)
+    print()
+    lab.print_report(result)
+    return result
+
+
+def assert_server(result: lab.LabResult, server: lab.LabServer) -> None:
+    name, bmc = server.name, server.sim.bmc
+    dhcpd = result.log("dhcpd.log")
+
+    # the BMC's own lease, and the hook's event for it
+    assert server.sim.lease_ip == bmc.address, result.log(f"udhcpc-{name}.log")
+    assert re.search(rf"DHCPACK on {re.escape(bmc.address)} to {bmc.bmc_mac} \(ilo-{name}\) via oob", dhcpd), dhcpd
+    assert f"published dhcp_lease {bmc.bmc_mac} {bmc.address}" in dhcpd
+    # the server's PXE boot: dhcpd leased its eno1, iPXE fetched boot.ipxe, its uuid script, kernel and initrd
+    assert re.search(rf"DHCPACK on {re.escape('10.77.1.')}\d+ to {bmc.nic_macs[0]} via data1", dhcpd)
+    http = result.log("http.log")
+    for path in ("/boot.ipxe", f"/pxe/{bmc.uuid.lower()}.ipxe", "/image/vmlinuz", "/image/initrd.gz"):
+        assert f'"GET {path} HTTP/1.1" 200' in http, http
+
+    # the chain of events on the bus
+    events = result.events[name]
+    first: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event["event_type"] == "dhcp_lease" and event["data"].get("mac", "").lower() != bmc.bmc_mac:
+            continue  # the data NICs' own leases (iPXE, the image) are events too, about other MACs
+        first.setdefault(event["event_type"], event)
+    assert list(first) == list(lab.EVENT_ORDER), [e["event_type"] for e in events]
+    for event_type, cause_type in CAUSES.items():
+        assert first[event_type]["causation_id"] == first[cause_type]["event_id"], (event_type, first[event_type])
+    assert first["dhcp_lease"]["data"]["ip"] == bmc.address
+
+    # NetBox: states and timestamps in order, identity, NICs, cables
+    row = next(r for r in result.rows if r["name"] == name)
+    assert row["state"] == "monitored", (row, result.netbox[name]["journal"][-3:])
+    stamps = [row[label] for label in ("discovered", "pxe", "validated", "hardened", "monitored")]
+    assert all(s is not None for s in stamps) and stamps == sorted(stamps), row
+    facts = result.netbox[name]
+    assert facts["model"] == "ProLiant DL360 Gen10"
+    assert facts["serial"] == bmc.serial
+    assert (facts["oob_ip"] or "").split("/")[0] == bmc.address
+    for nic, mac, switch, port in server.cabling:
+        assert facts["interfaces"][nic]["mac"] == mac.lower(), facts["interfaces"]
+        assert facts["interfaces"][nic]["peers"] == [f"{switch} {port}"], facts["interfaces"]
+    assert [c[1] for c in server.cabling] == list(bmc.nic_macs)
+
+    # the mock iLO: one PXE boot by the one-time override and a power on; the baseline PATCHed in; metrics polled
+    counters, state = result.counters[server.index], result.states[server.index]
+    assert counters["pxe_boots"] == 1, counters
+    assert sum(counters["resets"].values()) == 1, counters
+    assert any(h["BootSourceOverrideTarget"] == "Pxe" for h in counters["boot_override_history"]), counters
+    assert counters["requests"].get("PATCH", 0) > 0, counters  # the baseline's changes
+    assert counters["manager_resets"] >= 1, counters  # iLO applies network settings after a Manager.Reset
+    print(f"{name}: iLO requests {counters['requests']}, resets {counters['resets']}, SNMP {state['SnmpService']}")
+    assert state["PowerState"] == "Off"  # the validation image powered the server off, the iLO saw it
+    assert lab.metrics_files(result, server), list((result.workdir / "metrics").rglob("*"))
+
+    assert state["SnmpService"]["SNMPv1Enabled"] is False, state["SnmpService"]
+    assert "public" not in state["SnmpService"]["ReadCommunities"], state["SnmpService"]
+
+    # each ToR heard the server's lldpd (chassis or port id: one of its MACs) on the port NetBox has the cable on
+    for _nic, _mac, switch, port in server.cabling:
+        heard = result.tor_neighbors.get(switch, {}).get(port, [])
+        assert any(line.endswith(f"={m}") for m in bmc.nic_macs for line in heard), (switch, port, heard)
+
+
+@pytest.mark.parametrize(
+    "count",
+    [
+        pytest.param(1, id="one-server"),
+        pytest.param(3, id="three-servers", marks=pytest.mark.skipif(WANTED == "one", reason="BM_LAB_E2E=one")),
+    ],
+)
+@pytest.mark.timeout(1200)
+def test_lab_e2e(lab_env: Path, count: int) -> None:
+    result = run_lab(count, lab_env)
+    for server in result.servers:
+        assert_server(result, server)
+    budget = float(os.environ.get("BM_LAB_BUDGET_S", BUDGET_S[count]))
+    slowest = max(row["monitored"] for row in result.rows)
+    assert slowest < budget, f"lease -> monitored took {slowest:.0f} s ({result.accel}); budget {budget:.0f} s"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.image.labkit import IP, Lab, needs
+from bm_lab.netns import IP
+from lab.image.labkit import Lab, needs
 
 
 @pytest.fixture

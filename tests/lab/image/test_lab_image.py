@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._validation_parsers import dmidecode, ip_links
-from lab.image.labkit import IP, Lab, needs
+from bm_lab.netns import IP
+from lab.image.labkit import Lab, needs
 
 ROOT = Path(__file__).resolve().parents[3]
 BUILD = ROOT / "iso" / "lab" / "build.sh"

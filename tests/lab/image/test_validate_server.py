@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._validation_parsers import ip_links, lldp_neighbors
-from lab.image.labkit import IP, Lab, needs
+from bm_lab.netns import IP
+from lab.image.labkit import Lab, needs
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "iso" / "validate_server.sh"

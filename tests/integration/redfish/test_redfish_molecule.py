@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -14,11 +15,13 @@ assert testing  # the mock fleet must be importable (else the conftest skips thi
 
 
 @pytest.mark.parametrize("scenario", ["hardening", "monitoring"])
-def test_molecule_scenario(scenario: str) -> None:
+def test_molecule_scenario(scenario: str, tmp_path: Path) -> None:
+    # HOME of its own: molecule installs the collection under ~/.ansible/collections, where a stale copy would
+    # shadow the checkout for every later ansible-lint and ansible-playbook run
     proc = subprocess.run(
         [str(VENV_BIN / "molecule"), "test", "-s", scenario],
         cwd=COLLECTION,
-        env=ansible_env(),
+        env={**ansible_env(), "HOME": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=600,

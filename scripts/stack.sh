@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project-local stack under .lab/: PostgreSQL, Redis (AOF) and NetBox (gunicorn 1x4), no systemd.
+# The project-local stack under .lab/: PostgreSQL, Redis (AOF), NetBox (gunicorn 1x4) and NetBox's background worker
+# (rqworker: delivers its webhooks, e.g. to the rulebook's netbox_webhook source), no systemd.
 #   stack.sh up        start what is not running (idempotent; seconds when already up)
 #   stack.sh down      stop what `up` started, by PID file
 #   stack.sh status    processes, ports, NetBox version
@@ -47,6 +48,13 @@ print(f"BM_NETBOX_TOKEN_SECRET={rand(40)}")
 PY
 }
 
+# Added on its own so that a secrets file of an older checkout keeps its other values (and the database its token).
+ensure_webhook_secret() {
+    grep -q '^BM_NETBOX_WEBHOOK_SECRET=' "$SECRETS" && return 0
+    umask 077
+    "$NETBOX_VENV/bin/python" -c 'import secrets; print(f"BM_NETBOX_WEBHOOK_SECRET={secrets.token_hex(32)}")' >> "$SECRETS"
+}
+
 load_secrets() { set -a; source "$SECRETS"; set +a; }
 
 netbox_env() {
@@ -65,6 +73,7 @@ NETBOX_ADMIN_USER=admin
 NETBOX_ADMIN_PASSWORD=$BM_NETBOX_ADMIN_PASSWORD
 BM_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 BM_PG_PORT=$PG_PORT
+BM_NETBOX_WEBHOOK_SECRET=$BM_NETBOX_WEBHOOK_SECRET
 EOF
 }
 
@@ -140,6 +149,15 @@ start_netbox() {
         --chdir "$ROOT/stack/netbox" bm_netbox_wsgi:application
 }
 
+# NetBox's background worker: runs the event rules' webhooks. Detached, its output in the lab's log directory.
+start_rqworker() {
+    netbox_env
+    if pid_alive "$RUN/rqworker.pid"; then return 0; fi
+    log "starting the NetBox background worker (netbox rqworker: webhooks, event rules)"
+    BM_NETBOX_DB=netbox nohup "$NETBOX_VENV/bin/netbox" rqworker </dev/null >>"$LAB/logs/rqworker.log" 2>&1 &
+    echo $! > "$RUN/rqworker.pid"
+}
+
 wait_netbox() {
     local i code
     for i in $(seq 120); do
@@ -157,10 +175,13 @@ cmd_up() {
     [ -x "$NETBOX_VENV/bin/netbox" ] || die "NetBox is not installed in $NETBOX_VENV: run make install"
     mkdir -p "$RUN" "$LAB/logs"
     ensure_secrets
+    ensure_webhook_secret
     start_postgres
     start_redis
     start_netbox
+    start_rqworker
     wait_netbox
+    pid_alive "$RUN/rqworker.pid" || die "the NetBox background worker exited; see $LAB/logs/rqworker.log"
     write_stack_env
     log "stack up: NetBox http://127.0.0.1:$NETBOX_PORT, Redis 127.0.0.1:$REDIS_PORT, PostgreSQL 127.0.0.1:$PG_PORT (settings in ${STACK_ENV#"$ROOT"/})"
 }
@@ -177,6 +198,7 @@ stop_pidfile() {
 }
 
 cmd_down() {
+    stop_pidfile "$RUN/rqworker.pid" "NetBox background worker"
     stop_pidfile "$RUN/netbox.pid" NetBox
     stop_pidfile "$RUN/redis.pid" Redis
     if [ -f "$PGDATA/postmaster.pid" ]; then
@@ -188,6 +210,7 @@ cmd_down() {
 cmd_status() {
     local rc=0
     if pid_alive "$RUN/netbox.pid"; then echo "netbox     up    pid $(head -n1 "$RUN/netbox.pid")  http://127.0.0.1:$NETBOX_PORT  $NETBOX_VERSION"; else echo "netbox     down"; rc=1; fi
+    if pid_alive "$RUN/rqworker.pid"; then echo "rqworker   up    pid $(head -n1 "$RUN/rqworker.pid")  webhooks of NetBox's event rules"; else echo "rqworker   down"; rc=1; fi
     if pid_alive "$RUN/redis.pid"; then echo "redis      up    pid $(head -n1 "$RUN/redis.pid")  127.0.0.1:$REDIS_PORT"; else echo "redis      down"; rc=1; fi
     if [ -f "$PGDATA/postmaster.pid" ] && as_pg pg_ctl -D "$PGDATA" status >/dev/null 2>&1; then
         echo "postgresql up    pid $(head -n1 "$PGDATA/postmaster.pid")  127.0.0.1:$PG_PORT"

@@ -72,7 +72,7 @@ def test_reset_restores_the_template(netbox: pynetbox.api, stack: dict[str, str]
 
 
 def test_second_up_changes_nothing(stack: dict[str, str]) -> None:
-    pids = {p: (LAB / "run" / p).read_text() for p in ("netbox.pid", "redis.pid")}
+    pids = {p: (LAB / "run" / p).read_text() for p in ("netbox.pid", "rqworker.pid", "redis.pid")}
     result = subprocess.run([STACK_SH, "up"], capture_output=True, text=True, check=True)
     assert "starting" not in result.stderr, result.stderr
     assert pids == {p: (LAB / "run" / p).read_text() for p in pids}

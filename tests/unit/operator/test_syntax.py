@@ -8,7 +8,7 @@ from helpers import COLLECTION, ansible_playbook
 
 pytestmark = [pytest.mark.slow]
 
-PLAYBOOKS = ["reset", "status", "install_service", "install_dhcp_hook", "bootstrap_netbox"]
+PLAYBOOKS = ["reset", "status", "install_service", "install_dhcp_hook", "bootstrap_netbox", "rerun"]
 
 
 @pytest.mark.parametrize("name", PLAYBOOKS)

@@ -433,6 +433,38 @@ def match_lease(client: NetBoxClient, mac: str, tenant: str = DEFAULT_TENANT) ->
     }
 
 
+def bmc_of(device: dict[str, Any], interfaces: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The lease a device's BMC would ask for, from NetBox's records: ``{mac, ip, interface, msg}``; ``mac`` and ``ip``
+    are None (and ``msg`` says why) unless exactly one management-only interface has a MAC and the device an oob_ip."""
+    bmcs = [(i, _interface_mac(i)) for i in interfaces if i.get("mgmt_only") and _interface_mac(i)]
+    ip = _oob_host(device)
+    name = device.get("name")
+    out: dict[str, Any] = {"mac": None, "ip": None, "interface": None}
+    if len(bmcs) != 1:
+        return {**out, "msg": f"{name} has {len(bmcs)} management-only interfaces with a MAC in NetBox, not one"}
+    mac = normalize_mac(bmcs[0][1])
+    interface = {"id": bmcs[0][0].get("id"), "name": bmcs[0][0].get("name")}
+    if not ip:
+        return {**out, "interface": interface, "msg": f"{name} has no oob_ip in NetBox (its BMC never had a lease)"}
+    return {"mac": mac, "ip": ip, "interface": interface, "msg": f"BMC {interface['name']} of {name}: {mac} at {ip}"}
+
+
+def _interface_mac(interface: dict[str, Any]) -> str | None:
+    """An interface's primary MAC, else its only MAC (NetBox 4.2+ keeps them in ``mac_addresses``), else None."""
+    primary = interface.get("primary_mac_address")
+    if isinstance(primary, dict) and primary.get("mac_address"):
+        return str(primary["mac_address"])
+    macs = [m.get("mac_address") for m in interface.get("mac_addresses") or [] if isinstance(m, dict)]
+    return str(macs[0]) if len(macs) == 1 and macs[0] else None
+
+
+def device_bmc(client: NetBoxClient, device: int | str) -> dict[str, Any]:
+    """:func:`bmc_of` for a device read from NetBox, plus the device record itself (``device``)."""
+    record = get_device(client, device)
+    interfaces = client.list("/api/dcim/interfaces/", device_id=record["id"], mgmt_only="true")
+    return {**bmc_of(record, interfaces), "device": record}
+
+
 def prefix_length(client: NetBoxClient, ip: str) -> int:
     """The length of the most specific NetBox prefix containing ``ip`` (32/128 without one)."""
     page = client.get("/api/ipam/prefixes/", contains=ip, limit=100, brief=1)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._envelope import (
@@ -277,8 +277,8 @@ def replay(
 # --- operator view ----------------------------------------------------------------------------------------------------
 
 
-def bus_status(client: RedisClient, dead_letters: int = 20, max_streams: int = 1000) -> dict[str, Any]:
-    """Stream lengths, consumer groups with pending entries per consumer, and the newest dead letters."""
+def stream_names(client: RedisClient, max_streams: int = 1000) -> list[str]:
+    """The ``bm:events:*`` streams, sorted, at most ``max_streams``."""
     names: list[str] = []
     cursor = "0"
     for _page in range(max_streams):
@@ -287,7 +287,12 @@ def bus_status(client: RedisClient, dead_letters: int = 20, max_streams: int = 1
         cursor = text(cursor_raw)
         if cursor == "0" or len(names) >= max_streams:
             break
-    names = sorted(set(names))[:max_streams]
+    return sorted(set(names))[:max_streams]
+
+
+def bus_status(client: RedisClient, dead_letters: int = 20, max_streams: int = 1000) -> dict[str, Any]:
+    """Stream lengths, consumer groups with pending entries per consumer, and the newest dead letters."""
+    names = stream_names(client, max_streams)
     streams = []
     for name in names:
         length, groups_raw = client.pipeline([("XLEN", name), ("XINFO", "GROUPS", name)])
@@ -298,9 +303,11 @@ def bus_status(client: RedisClient, dead_letters: int = 20, max_streams: int = 1
             summary = client.call("XPENDING", name, gname)
             consumers = {text(c[0]): int(text(c[1])) for c in (summary[3] or [])} if summary else {}
             lag = info.get("lag")
+            entries_read = info.get("entries-read")
             groups.append(
                 {
                     "name": gname,
+                    "entries_read": None if entries_read is None else int(entries_read),
                     "consumers": int(info.get("consumers") or 0),
                     "pending": int(info.get("pending") or 0),
                     "pending_per_consumer": consumers,
@@ -329,3 +336,61 @@ def bus_status(client: RedisClient, dead_letters: int = 20, max_streams: int = 1
             }
         )
     return {"streams": streams, "dead_letters": dead}
+
+
+# --- the service's own counters (Prometheus textfile of bm.lifecycle.status) ------------------------------------------
+
+
+def entry_seconds(entry_id: str) -> float:
+    """When Redis added a stream entry: the milliseconds part of its id, in seconds."""
+    return int(entry_id.partition("-")[0]) / 1000
+
+
+def failures_by_stage(envelopes: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """``stage_failed`` envelopes counted by their ``data.stage`` (``unknown`` without one)."""
+    counts: dict[str, int] = {}
+    for env in envelopes:
+        stage = str((env.get("data") or {}).get("stage") or "unknown")
+        counts[stage] = counts.get(stage, 0) + 1
+    return counts
+
+
+def handling_seconds(entries: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """How long the stages took, from the event chain: for every ``(entry_id, envelope)`` whose cause is among the
+    entries, the time from the cause's entry to its own, grouped by the cause's event type (the stage that handled it:
+    waiting for the batch plus the stage's run). ``{event_type: {count, sum, max}}`` in seconds."""
+    rows = list(entries)
+    added = {env["event_id"]: (entry_seconds(entry_id), env["event_type"]) for entry_id, env in rows}
+    out: dict[str, dict[str, float]] = {}
+    for entry_id, env in rows:
+        cause = added.get(env.get("causation_id") or "")
+        if cause is None:
+            continue
+        seconds = max(0.0, entry_seconds(entry_id) - cause[0])
+        agg = out.setdefault(cause[1], {"count": 0, "sum": 0.0, "max": 0.0})
+        agg["count"] += 1
+        agg["sum"] = round(agg["sum"] + seconds, 3)
+        agg["max"] = max(agg["max"], seconds)
+    return out
+
+
+def bus_metrics(client: RedisClient, window: int = 1000, max_streams: int = 1000) -> dict[str, Any]:
+    """:func:`failures_by_stage` and :func:`handling_seconds` over the newest ``window`` entries of every event stream
+    (the dead-letter stream aside; an entry that is not a valid envelope is skipped)."""
+    names = [n for n in stream_names(client, max_streams) if n != DEAD_LETTER_STREAM]
+    replies = client.pipeline([("XREVRANGE", n, "+", "-", "COUNT", int(window)) for n in names]) if names else []
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for rows in replies:
+        for row in rows if isinstance(rows, list) else []:
+            raw = pairs(row[1]).get(ENTRY_FIELD)
+            try:
+                envelope = decode(raw if isinstance(raw, (bytes, str)) else None)
+            except ValueError:
+                continue
+            entries.append((text(row[0]), envelope))
+    failed = [env for _id, env in entries if env["event_type"] == "stage_failed"]
+    return {
+        "window": window,
+        "stage_failures": failures_by_stage(failed),
+        "handling_seconds": handling_seconds(entries),
+    }

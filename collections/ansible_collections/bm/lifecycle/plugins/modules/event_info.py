@@ -11,8 +11,10 @@ version_added: 0.1.0
 author:
   - bm-lifecycle developers (@bm-lifecycle)
 description:
-  - Lists every C(bm:events:*) stream with its length and consumer groups (pending entries per consumer, lag), and the
-    newest entries of the dead-letter stream C(bm:events:dead_letter) with the reason each was set aside.
+  - Lists every C(bm:events:*) stream with its length and consumer groups (entries read, pending entries per consumer,
+    lag), and the newest entries of the dead-letter stream C(bm:events:dead_letter) with the reason each was set aside.
+  - With O(metrics_window) also the service's own counters over the newest entries of every stream - C(stage_failed)
+    events by their stage, and how long each stage took, from the event chain (an event's entry to its follow-up's).
 extends_documentation_fragment:
   - bm.lifecycle.redis
 options:
@@ -20,6 +22,10 @@ options:
     description: How many of the newest dead-letter entries to return.
     type: int
     default: 20
+  metrics_window:
+    description: Newest entries read per stream for RV(metrics); V(0) reads none and returns no RV(metrics).
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -49,7 +55,7 @@ streams:
     - stream: "bm:events:dhcp_lease"
       length: 12
       groups:
-        - {name: bm-lifecycle, consumers: 1, pending: 2, pending_per_consumer: {rulebook-1: 2},
+        - {name: bm-lifecycle, entries_read: 12, consumers: 1, pending: 2, pending_per_consumer: {rulebook-1: 2},
            last_delivered_id: 1764046327001-0, lag: 0}
 dead_letters:
   description: The newest dead-letter entries, newest first.
@@ -60,23 +66,38 @@ dead_letters:
     - {id: 1764046400000-0, stream: "bm:events:dhcp_lease", entry_id: 1764046327001-0, group: bm-lifecycle,
        reason: "envelope is not JSON (Expecting value: line 1 column 1 (char 0))", delivery_count: 1,
        failed_at: "2026-11-25T05:00:00.000000Z", raw_bytes: 8, replayable: true, replayed: false}
+metrics:
+  description:
+    - Over the newest O(metrics_window) entries of each stream - C(stage_failures), the C(stage_failed) events per
+      C(data.stage); C(handling_seconds), per event type handled, the count, sum and maximum of the seconds from an
+      event's stream entry to the entry of the follow-up it caused (waiting for the batch plus the stage's run).
+  returned: when O(metrics_window) is above 0
+  type: dict
+  sample:
+    window: 1000
+    stage_failures: {provisioning: 2, hardening: 1}
+    handling_seconds: {dhcp_lease: {count: 12, sum: 30.5, max: 4.2}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisError
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params, redis_argument_spec
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis_events import bus_status
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis_events import bus_metrics, bus_status
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=redis_argument_spec(dead_letters={"type": "int", "default": 20}),
+        argument_spec=redis_argument_spec(
+            dead_letters={"type": "int", "default": 20}, metrics_window={"type": "int", "default": 0}
+        ),
         supports_check_mode=True,
     )
     try:
         with client_from_params(module.params) as client:
             status = bus_status(client, dead_letters=module.params["dead_letters"])
+            if module.params["metrics_window"] > 0:
+                status["metrics"] = bus_metrics(client, window=module.params["metrics_window"])
     except (RedisError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **status)

@@ -13,9 +13,9 @@ DOCUMENTATION = r"""
 ---
 short_description: Emit a tick event at a fixed interval.
 description:
-  - Puts C({"tick": {"name", "count", "time", "interval"}}) on the rulebook's queue every O(interval) seconds
-    (the first after O(delay) seconds). Ticks do not pile up; if the rulebook is busy when the next one is due, the
-    source waits for the queue, then keeps its fixed schedule and skips the ticks it missed.
+  - Puts an event C(tick) with C(name), C(count), C(time) and C(interval) on the rulebook's queue every
+    O(interval) seconds (the first after O(delay) seconds). Ticks do not pile up; if the rulebook is busy when the
+    next one is due, the source waits for the queue, then keeps its fixed schedule and skips the ticks it missed.
   - Arguments are checked up front (a clear ValueError); after that the source never raises and never returns.
 options:
   interval:

@@ -34,7 +34,7 @@ description:
   - Batching - the first entry is taken with a blocking read; what else is already waiting on that stream is added
     (up to O(batch_size)); while entries keep arriving the batch waits at most O(batch_wait_ms) to fill. A lone event
     goes at once. With O(max_batches_in_flight) (default 1) the source reads nothing new until the stage acknowledged
-    the previous batch (or O(claim_idle_ms) passed): a burst that arrives during a playbook run is the next batch.
+    the previous batch (or O(claim_idle_ms) passed) - a burst that arrives during a playbook run is the next batch.
   - On start, entries this consumer had taken but not acknowledged (a killed rulebook) are handed over again first.
     Entries of any consumer idle longer than O(claim_idle_ms) are claimed again (C(XAUTOCLAIM)), so a killed stage
     is retried. An entry delivered more than O(max_deliveries) times, or one that is not a valid v1 envelope of the

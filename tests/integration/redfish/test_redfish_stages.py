@@ -141,6 +141,16 @@ def test_hardening_then_monitoring(stack, netbox, redis_client: redis.Redis, fle
     completed: list[Any] = redis_client.xrange("bm:events:hardening_completed")  # type: ignore[assignment]
     assert len(completed) == 1
 
+    # monitoring of this one device by hand in check mode: it polls, and writes no file and nothing to NetBox
+    run = ansible_playbook("bm.lifecycle.monitoring", "-e", "device=srv001", "-e", addresses(bmc), "--check", **env)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "1/1 BMCs polled" in run.stdout, run.stdout[-3000:]
+    assert not (tmp_path / "metrics").exists() or not os.listdir(tmp_path / "metrics")
+    assert not netbox.dcim.devices.get(device.id).custom_fields["last_monitored_at"]
+    # one that does not exist: nothing to poll
+    run = ansible_playbook("bm.lifecycle.monitoring", "-e", "device=nosuch", "-e", addresses(bmc), **env)
+    assert run.returncode == 0 and "0/0 BMCs polled" in run.stdout, run.stdout[-3000:]
+
     # monitoring: first successful poll moves it to monitored, writes the JSON file, the textfile and NetBox
     run = ansible_playbook("bm.lifecycle.monitoring", "-e", addresses(bmc), **env)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

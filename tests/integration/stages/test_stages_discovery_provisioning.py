@@ -109,6 +109,34 @@ def test_same_lease_again_and_a_renewal_after_hardening_change_only_the_ip(
     assert fleet.counters(0)["resets"] == {"On": 1}
 
 
+def test_lease_redelivered_after_a_crash_past_the_patch_finishes_discovery(
+    netbox: pynetbox.api, stages: Stages
+) -> None:
+    """A first run that moved srv001 to discovery and died before publishing: the redelivered lease publishes
+    device_discovered (and repairs the journal); a renewal delivered for the first time meanwhile changes nothing."""
+    lease = stages.publish("dhcp_lease", {"mac": SRV001_BMC_MAC, "ip": LEASE_IP, "hostname": "ilo-srv001"})
+    batch = stages.take("dhcp_lease")
+    srv = netbox.dcim.devices.get(name="srv001")  # what the dead run had written: the PATCH, no journal, no event
+    srv.custom_fields.update(lifecycle_state="discovery", discovered_at="2026-12-01T10:00:00Z")
+    srv.save()
+
+    run = discover(stages)  # a renewal, first delivery: the device is past staged, nothing starts
+    assert run.rc == 0, run.output()
+    assert stages.events("device_discovered") == []
+
+    for entry in batch["entries"]:
+        entry["delivery_count"] = 2  # claimed again after the crash
+    run = stages.run("discovery", "-e", stages.batch_file(batch))
+    assert run.rc == 0, run.output()
+    [discovered] = stages.events("device_discovered")
+    assert discovered["causation_id"] == lease["event_id"]
+    assert stages.pending("dhcp_lease") == 0
+    srv = netbox.dcim.devices.get(name="srv001")
+    assert cf(srv, "lifecycle_state") == "discovery"
+    entries = journal(netbox, srv)
+    assert len(entries) == 1 and lease["event_id"] in entries[0] and "written late" in entries[0], entries
+
+
 def test_unknown_mac_warns_publishes_unknown_mac_and_changes_nothing(netbox: pynetbox.api, stages: Stages) -> None:
     before = snapshot(netbox)
     run = discover(stages, mac="02:00:00:00:00:99")

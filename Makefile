@@ -39,13 +39,16 @@ bench: up ## print the benchmark numbers (bounded; CI-sized)
 	@$(VENV)/bin/python tests/bench/run.py
 
 bench-large: up ## the benchmarks at fleet scale (1,000 servers; for people, not CI)
-	@BM_BENCH_LARGE=1 $(VENV)/bin/python -m bench
+	@BM_BENCH_LARGE=1 $(VENV)/bin/python tests/bench/run.py
 
 image: install ## build the lab validation image (kernel + initramfs) into .lab/image/ (cached by its inputs' hash)
 	@$(CURDIR)/iso/lab/build.sh
 
 lab-e2e: up ## the lab tier (root): namespaces, dhcpd + hook, lldpd ToRs, QEMU servers PXE-booting the image, 1 then 3
 	@$(CURDIR)/scripts/lab-e2e.sh
+
+chaos: up ## the chaos suite at fleet size: 50 servers, 5 rulebook SIGKILLs, Redis restarts, NetBox down 30 s, flaky + dead BMC
+	@BM_CHAOS=$${BM_CHAOS:-full} $(VENV)/bin/pytest tests/integration/chaos -p no:cacheprovider -s
 
 netbox-snapshot: install ## rebuild the committed migrated NetBox snapshot (runs `migrate`: minutes)
 	@$(STACK) snapshot

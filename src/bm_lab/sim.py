@@ -9,6 +9,7 @@ token, callback URL) and posts the report the validation image would.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -20,21 +21,26 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import psutil
 import pynetbox
 import requests
+import yaml
 
 from bm_lab import netbox_seed
 from bm_lab.report import Cable, Server, build_report
 from bm_mock_ilo.bmc import Settings
-from bm_mock_ilo.testing import BmcInfo, start_fleet
+from bm_mock_ilo.testing import BmcInfo, FleetHandle, start_fleet
 
 log = logging.getLogger("bm-lab-sim")
 ROOT = Path(__file__).resolve().parents[2]
-HOOK = ROOT / "collections" / "ansible_collections" / "bm" / "lifecycle" / "files" / "dhcp_hook.py"
+COLLECTION = ROOT / "collections" / "ansible_collections" / "bm" / "lifecycle"
+HOOK = COLLECTION / "files" / "dhcp_hook.py"
 TIMESTAMPS = (
     ("discovered", "discovered_at"),
     ("pxe", "pxe_boot_initiated_at"),
@@ -202,14 +208,35 @@ def prepare_workdir(workdir: Path) -> None:
         vault.chmod(0o600)
 
 
+def webhook_rulebook(args: argparse.Namespace, workdir: Path) -> str:
+    """`--rulebook` with its validation webhook on `--webhook-port` and its NetBox webhook on the next port (the
+    collection's rulebook says 5000 and 5001), so that runs beside each other do not collide."""
+    name = args.rulebook
+    path = COLLECTION / "extensions" / "eda" / "rulebooks" / f"{name.split('.')[-1]}.yml"
+    rulesets = yaml.safe_load((path if name.startswith("bm.lifecycle.") else Path(name)).read_text())
+    for ruleset in rulesets:
+        for source in ruleset.get("sources", []):
+            if "bm.lifecycle.validation_webhook" in source:
+                source["bm.lifecycle.validation_webhook"]["port"] = args.webhook_port
+            if "bm.lifecycle.netbox_webhook" in source:
+                source["bm.lifecycle.netbox_webhook"]["port"] = args.webhook_port + 1
+    rendered = workdir / "rulebook.yml"
+    rendered.write_text(yaml.safe_dump(rulesets, sort_keys=False))
+    return str(rendered)
+
+
 def start_rulebook(
-    args: argparse.Namespace, env: dict[str, str], log_path: Path, prefix: tuple[str, ...] = ()
+    args: argparse.Namespace,
+    env: dict[str, str],
+    log_path: Path,
+    prefix: tuple[str, ...] = (),
+    rulebook: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """The bm-lifecycle service, as `ansible-rulebook` runs it in production (`prefix`: e.g. `ip netns exec NS`)."""
     command = [
         *prefix,
         str(ROOT / ".venv" / "bin" / "ansible-rulebook"),
-        "-r", args.rulebook,
+        "-r", rulebook or args.rulebook,
         "-i", str(ROOT / "inventory" / "local.yml"),
         "--env-vars", "BM_WEBHOOK_PORT,BM_MONITORING_INTERVAL",
     ]  # fmt: skip
@@ -230,6 +257,75 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(10)
 
 
+class Polled(Protocol):
+    """What the waits below need of the service: `subprocess.Popen` or `Service`."""
+
+    def poll(self) -> int | None:
+        """None while it runs."""
+
+
+class Service:
+    """The rulebook service of a run; it can be SIGKILLed and started again (as systemd's `Restart=` would)."""
+
+    def __init__(self, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> None:
+        self.args = args
+        self.env = env
+        self.log_dir = workdir / "logs"
+        self.rulebook = webhook_rulebook(args, workdir)
+        self.starts = 0
+        self.restarting = False
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_paths(self) -> list[Path]:
+        """The log of every start: rulebook.log, then rulebook.2.log, rulebook.3.log, ..."""
+        return [self.log_dir / ("rulebook.log" if n == 1 else f"rulebook.{n}.log") for n in range(1, self.starts + 1)]
+
+    def start(self) -> None:
+        """Start the service (again), logging to a new file."""
+        self.starts += 1
+        self.process = start_rulebook(self.args, self.env, self.log_paths[-1], rulebook=self.rulebook)
+        self.restarting = False
+        log.info("service started (pid %d); log: %s", self.process.pid, self.log_paths[-1])
+
+    def kill(self) -> int:
+        """SIGKILL the service and every process it started (systemd's KillMode=control-group); returns its PID."""
+        assert self.process is not None
+        self.restarting = True
+        pid = self.process.pid
+        with contextlib.suppress(psutil.NoSuchProcess):
+            tree = psutil.Process(pid).children(recursive=True)
+            self.process.kill()
+            for child in tree:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+            psutil.wait_procs(tree, timeout=10)
+        self.process.wait(10)
+        return pid
+
+    def poll(self) -> int | None:
+        """None while the service runs or is being restarted on purpose; else its exit code."""
+        if self.restarting or self.process is None:
+            return None
+        return self.process.poll()
+
+    def stop(self) -> None:
+        """Stop the service (SIGTERM, then SIGKILL)."""
+        if self.process is not None:
+            stop(self.process)
+
+
+@dataclass
+class SimRun:
+    """A run in progress, as a `during` hook of `run` sees it."""
+
+    api: pynetbox.api
+    fleet: FleetHandle
+    servers: list[SimServer]
+    env: dict[str, str]
+    service: Service
+
+
 @dataclass
 class SimResult:
     """What a run produced: the servers, their timeline rows, and each BMC's counters at the end."""
@@ -247,7 +343,7 @@ class SimResult:
 
 
 def wait_for_end_states(
-    api: pynetbox.api, servers: list[SimServer], service: subprocess.Popen[bytes], timeout: float
+    api: pynetbox.api, servers: list[SimServer], service: Polled, timeout: float
 ) -> list[dict[str, Any]]:
     """Poll NetBox until every server is `monitored` or failed, the service died, or the time is up."""
     deadline = time.monotonic() + timeout
@@ -255,7 +351,7 @@ def wait_for_end_states(
     while time.monotonic() < deadline and service.poll() is None:
         try:
             rows = timeline(api, servers)
-        except requests.RequestException as exc:  # NetBox dropped a kept-alive connection or is busy: poll again
+        except (requests.RequestException, pynetbox.RequestError) as exc:  # NetBox restarting, busy, or without Redis
             log.info("NetBox poll failed (%s); retrying", exc)
         if rows and all(row["state"] == "monitored" or str(row["state"]).endswith("_failed") for row in rows):
             break
@@ -263,9 +359,7 @@ def wait_for_end_states(
     return rows or timeline(api, servers)
 
 
-def renew_leases(
-    api: pynetbox.api, servers: list[SimServer], env: dict[str, str], service: subprocess.Popen[bytes]
-) -> None:
+def renew_leases(api: pynetbox.api, servers: list[SimServer], env: dict[str, str], service: Polled) -> None:
     """Renew every BMC's lease (dhcpd fires the hook on each renewal): NetBox keeps the IP, nothing reboots."""
     for server in servers:
         lease_at = server.lease_at
@@ -274,7 +368,12 @@ def renew_leases(
     log.info("%d lease renewal(s) published", len(servers))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and service.poll() is None:
-        devices = {d.id: d for d in api.dcim.devices.filter(id=[s.device_id for s in servers])}
+        try:
+            devices = {d.id: d for d in api.dcim.devices.filter(id=[s.device_id for s in servers])}
+        except (requests.RequestException, pynetbox.RequestError) as exc:  # as in wait_for_end_states
+            log.info("NetBox poll failed (%s); retrying", exc)
+            time.sleep(2)
+            continue
         if all(
             devices[s.device_id].oob_ip and devices[s.device_id].oob_ip.address.split("/")[0] == s.lease_ip
             for s in servers
@@ -284,8 +383,14 @@ def renew_leases(
     log.warning("not every renewal reached NetBox within 120 s")
 
 
-def run(args: argparse.Namespace) -> SimResult:
-    """Seed NetBox, start the fleet and the service, lease every BMC, wait for `monitored`."""
+def run(
+    args: argparse.Namespace, during: Callable[[SimRun], AbstractContextManager[object]] | None = None
+) -> SimResult:
+    """Seed NetBox, start the fleet and the service, lease every BMC, wait for `monitored`.
+
+    `during` (e.g. a chaos schedule) is entered once the service runs and left once every server reached its end
+    state, before the renewals.
+    """
     api = pynetbox.api(os.environ["NETBOX_API"], token=os.environ["NETBOX_TOKEN"])
     workdir = Path(args.workdir).resolve()
     prepare_workdir(workdir)
@@ -311,21 +416,22 @@ def run(args: argparse.Namespace) -> SimResult:
         for record, server in zip(registered, servers, strict=True):
             server.device_id = record.device_id
         env = service_env(args, workdir, password, servers)
-        service = start_rulebook(args, env, workdir / "logs" / "rulebook.log")
-        log.info("service started (pid %d); log: %s", service.pid, workdir / "logs" / "rulebook.log")
+        service = Service(args, env, workdir)
+        service.start()
         try:
-            threads = [threading.Thread(target=publish_lease, args=(s, env)) for s in servers]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            log.info("%d lease(s) published through the DHCP hook", len(servers))
-            rows = wait_for_end_states(api, servers, service, args.timeout)
+            with during(SimRun(api, fleet, servers, env, service)) if during else contextlib.nullcontext():
+                threads = [threading.Thread(target=publish_lease, args=(s, env)) for s in servers]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                log.info("%d lease(s) published through the DHCP hook", len(servers))
+                rows = wait_for_end_states(api, servers, service, args.timeout)
             if args.renewal:
                 renew_leases(api, servers, env, service)
                 rows = timeline(api, servers)
         finally:
-            stop(service)
+            service.stop()
         counters = [fleet.counters(s.bmc.index) for s in servers]
     return SimResult(servers, rows, counters, workdir, password)
 
@@ -340,11 +446,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rulebook", default="bm.lifecycle.lifecycle", help="rulebook FQCN or path")
     parser.add_argument(
         "--first-address",
-        default="127.0.10.1",
+        default=os.environ.get("BM_SIM_FIRST_ADDRESS", "127.0.10.1"),
         help="loopback address of the first BMC (HTTPS on port 443, the next BMCs on the next addresses); "
-        "it is also the IP its DHCP lease reports",
+        "it is also the IP its DHCP lease reports; default: $BM_SIM_FIRST_ADDRESS or 127.0.10.1",
     )
-    parser.add_argument("--webhook-port", type=int, default=5000, help="port of the rulebook's validation webhook")
+    parser.add_argument(
+        "--webhook-port",
+        type=int,
+        default=int(os.environ.get("BM_SIM_WEBHOOK_PORT", "5000")),
+        help="port of the rulebook's validation webhook (default: $BM_SIM_WEBHOOK_PORT or 5000)",
+    )
     parser.add_argument("--monitoring-interval", type=int, default=10, help="seconds between monitoring polls")
     parser.add_argument("--post-seconds", type=float, default=1.0, help="simulated POST time of a server")
     parser.add_argument(

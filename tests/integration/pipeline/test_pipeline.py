@@ -6,7 +6,6 @@ the real thing. Verified through raw readers (pynetbox, Redis, the mock's counte
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pynetbox
 import pytest
 import redis
 
+from bm_lab.chaos import bus_entries
 from bm_lab.sim import TIMESTAMPS, SimResult, build_parser, run
 
 pytestmark = pytest.mark.slow
@@ -50,19 +50,7 @@ def assert_server_in_netbox(netbox: pynetbox.api, result: SimResult, index: int)
 
 def bus_events(client: redis.Redis) -> list[dict[str, Any]]:
     """Every envelope on the bus's streams (the dead-letter stream excluded)."""
-    events = []
-    for stream in client.scan_iter("bm:events:*"):
-        if stream == "bm:events:dead_letter" or client.type(stream) != "stream":
-            continue
-        for _id, fields in client.xrange(stream) or []:
-            for value in (fields or {}).values():
-                try:
-                    envelope = json.loads(value)
-                except ValueError:
-                    continue
-                if isinstance(envelope, dict) and "event_id" in envelope:
-                    events.append(envelope)
-    return events
+    return [envelope for stream, _id, envelope in bus_entries(client) if stream != "bm:events:dead_letter"]
 
 
 def assert_event_chain(client: redis.Redis, device_id: int) -> None:

@@ -47,3 +47,13 @@ def ansible_playbook(playbook: str, *args: str, timeout: float = 600, **env: str
         timeout=timeout,
         check=False,
     )
+
+
+def textfile_samples(path: Path) -> dict[str, float]:
+    """The samples of a Prometheus textfile: `name{labels}` -> value (comments skipped)."""
+    samples = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples

@@ -14,7 +14,7 @@ import pynetbox
 import pytest
 import redis
 
-from helpers import ROOT, ansible_playbook
+from helpers import ROOT, ansible_playbook, textfile_samples
 
 pytestmark = [pytest.mark.stack]
 
@@ -129,15 +129,6 @@ def add_device(nb: pynetbox.api, name: str, state: str, tenant: bool = True, **f
     )
 
 
-def metrics(path: Path) -> dict[str, float]:
-    samples = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            samples[key] = float(value)
-    return samples
-
-
 def test_status_shows_states_stuck_devices_and_the_bus(
     nb: pynetbox.api, stack: dict[str, str], redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -165,7 +156,7 @@ def test_status_shows_states_stuck_devices_and_the_bus(
     assert "other001" not in proc.stdout
     assert "bm:events:dhcp_lease: 2 entries, 1 pending" in proc.stdout
 
-    got = metrics(textfile)
+    got = textfile_samples(textfile)
     assert got['bm_lifecycle_devices{state="validating"}'] == 1
     assert got['bm_lifecycle_devices{state="monitored"}'] == 1
     assert got['bm_lifecycle_devices{state="hardening"}'] == 1

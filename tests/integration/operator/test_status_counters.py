@@ -13,7 +13,7 @@ import pynetbox
 import pytest
 import redis
 
-from helpers import ROOT, ansible_playbook
+from helpers import ROOT, ansible_playbook, textfile_samples
 
 pytestmark = [pytest.mark.stack]
 
@@ -33,15 +33,6 @@ def envelope(event_type: str, data: dict[str, Any], cause: dict[str, Any] | None
 
 def add(bus: redis.Redis, entry_id: str, env: dict[str, Any]) -> None:
     bus.xadd(f"bm:events:{env['event_type']}", {"envelope": json.dumps(env)}, id=entry_id)
-
-
-def metrics(path: Path) -> dict[str, float]:
-    samples = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            samples[key] = float(value)
-    return samples
 
 
 def test_textfile_has_handled_failures_and_durations(
@@ -67,7 +58,7 @@ def test_textfile_has_handled_failures_and_durations(
     subprocess.run([ROOT / "scripts" / "stack.sh", "reset"], check=False, capture_output=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    got = metrics(textfile)
+    got = textfile_samples(textfile)
     assert got['bm_events_handled_total{stream="bm:events:dhcp_lease",group="bm-lifecycle"}'] == 1
     assert got['bm_lifecycle_stage_failures{stage="provisioning"}'] == 2
     assert got['bm_lifecycle_stage_failures{stage="hardening"}'] == 1

@@ -146,6 +146,7 @@ start_netbox() {
     mkdir -p "$LAB/netbox/media"
     "$NETBOX_VENV/bin/gunicorn" --bind "127.0.0.1:$NETBOX_PORT" --workers 1 --threads 4 --timeout 120 \
         --pid "$RUN/netbox.pid" --daemon --error-logfile "$LAB/logs/netbox.log" --capture-output \
+        --access-logfile "$LAB/logs/netbox-access.log" \
         --chdir "$ROOT/stack/netbox" bm_netbox_wsgi:application
 }
 

@@ -2,9 +2,9 @@
 
 Prints servers per hour from lease to monitored, per-stage latency p50/p95 (event publication, from the Redis stream
 entry ids, to the stage's end: its follow-up event's entry id, or NetBox's last_monitored_at for monitoring),
-CPU-seconds per server by component (process trees read with psutil, reaped children included), NetBox writes per
-server (its change log) and PostgreSQL transactions per server, and the floors: NetBox PATCH latency x writes per
-server, the start cost of one `ansible-playbook`; the pipeline's cost as a ratio to them.
+CPU-seconds per server by component (process trees read with psutil, reaped children included), NetBox requests
+(gunicorn's access log), writes (its change log) and PostgreSQL transactions per server, and the floors: NetBox PATCH
+latency x writes per server, the start cost of one `ansible-playbook`; the pipeline's cost as a ratio to them.
 
 100 servers with `large` or BM_BENCH_PIPELINE_COUNTS=1,10,100; 1,000 with `make bench-large`. Runs on the stack of
 BM_LAB_DIR (default .lab); BM_SIM_WEBHOOK_PORT / BM_SIM_FIRST_ADDRESS move the webhook and the BMCs.
@@ -85,6 +85,7 @@ class Probe:
         self.xacts = 0
         self.started_at = 0.0
         self.recaps = 0
+        self.requests = 0
 
     def roots(self, running: sim.SimRun) -> dict[str, psutil.Process]:
         """The root process of each component."""
@@ -127,12 +128,13 @@ class Probe:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.webhook_port), 1):
                 break
             time.sleep(0.5)
-        before, xacts = self.snapshot(running), self.transactions()
+        before, xacts, requests = self.snapshot(running), self.transactions(), netbox_requests()
         self.started_at = time.time()
         yield self
         after = self.snapshot(running)
         self.cpu = {name: after[name] - before[name] for name in after}
         self.xacts = self.transactions() - xacts
+        self.requests = netbox_requests() - requests
         self.recaps = sum(p.read_text(errors="replace").count("PLAY RECAP") for p in running.service.log_paths)
 
 
@@ -168,6 +170,15 @@ def stage_latencies(client: redis.Redis, api: pynetbox.api, servers: list[sim.Si
             if began and ended is not None:
                 out[name].append(ended - began)
     return out
+
+
+def netbox_requests() -> int:
+    """Requests NetBox has answered so far (lines of gunicorn's access log)."""
+    path = LAB / "logs" / "netbox-access.log"
+    if not path.exists():
+        return 0
+    with path.open("rb") as log:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: log.read(1 << 20), b""))
 
 
 def netbox_writes(api: pynetbox.api, since: float) -> int:
@@ -241,9 +252,8 @@ def bench_count(count: int, settings: dict[str, str], floors: tuple[float, float
         print(f"  CPU {name:<30} {seconds / per:7.2f} s/server")
     print(f"  CPU all components            {total_cpu / per:7.2f} s/server")
     writes = netbox_writes(api, probe.started_at)
-    print(f"  NetBox writes (change log) {writes / per:.1f}/server; "
-          f"PostgreSQL transactions {probe.xacts / per:.0f}/server; "
-          "NetBox requests: not measurable (the stack's gunicorn writes no access log)")  # fmt: skip
+    print(f"  NetBox requests {probe.requests / per:.1f}/server (access log; the sim's polls included); "
+          f"writes {writes / per:.1f}/server (change log); PG commits {probe.xacts / per:.0f}/server")  # fmt: skip
     print(f"  playbook runs {probe.recaps} ({probe.recaps / per:.2f}/server)")
     patch_s, playbook_cpu = floors
     netbox_floor = patch_s * writes / per

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = ROOT / ".venv/bin"
 JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
@@ -70,9 +72,13 @@ class Rulebook:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the rulebook and everything it started (its own session/process group)."""
+        """Signal the rulebook and everything it started: its process group, and the playbooks that ansible-runner
+        starts in sessions of their own (left alone, a killed rulebook's playbook ran on as an orphan)."""
         if self.proc is None:
             return
+        playbooks: list[psutil.Process] = []
+        with contextlib.suppress(psutil.NoSuchProcess):
+            playbooks = psutil.Process(self.proc.pid).children(recursive=True)
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
@@ -84,6 +90,9 @@ class Rulebook:
         else:  # the leader is gone; its children may not be
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        for process in playbooks:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         self.proc = None
 
     def stop(self) -> None:
@@ -92,8 +101,6 @@ class Rulebook:
 
 def descendants(pid: int, name: str) -> list[int]:
     """PIDs of processes below ``pid`` whose command line mentions ``name``."""
-    import psutil  # noqa: PLC0415
-
     try:
         kids = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:

@@ -457,9 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[bm-lab-chaos %(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    for name in ("NETBOX_API", "NETBOX_TOKEN", "BM_REDIS_URL"):
-        if not os.environ.get(name):
-            parser.error(f"{name} is not set: load the stack's stack.env")
+    sim.check_args(parser, args)
     outcome = run(args)
     report(outcome)
     return 0 if not any(outcome.problems.values()) else 1

@@ -468,16 +468,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (`bm-lab-sim --help`)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[bm-lab-sim %(asctime)s] %(message)s", datefmt="%H:%M:%S")
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error unless the stack's settings are in the environment and the fleet size is sane."""
     for name in ("NETBOX_API", "NETBOX_TOKEN", "BM_REDIS_URL"):
         if not os.environ.get(name):
             parser.error(f"{name} is not set: run `make up` and load .lab/stack.env")
     if args.count < 1 or args.count > 1000:
         parser.error("--count must be between 1 and 1000")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`bm-lab-sim --help`)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[bm-lab-sim %(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    check_args(parser, args)
     result = run(args)
     print_timeline(result.rows)
     for server in result.servers:

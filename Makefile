@@ -35,7 +35,7 @@ test: install ## lint gates, then the whole pytest suite (starts the stack it ne
 lint: install ## the lint gates only (ruff, mypy, ansible-lint, ansible-test sanity)
 	@$(CURDIR)/scripts/test.sh --lint-only
 
-bench: up ## print the benchmark numbers (bounded; CI-sized)
+bench: up ## print the benchmark numbers (bounded; the pipeline for 1, 10 and 100 servers: about an hour)
 	@$(VENV)/bin/python tests/bench/run.py
 
 bench-large: up ## the benchmarks at fleet scale (1,000 servers; for people, not CI)

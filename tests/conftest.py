@@ -1,4 +1,5 @@
-"""Session-wide fixtures: the local stack (Redis, PostgreSQL, NetBox) started once and reset per test."""
+"""Session-wide fixtures: the local stack (Redis, PostgreSQL, NetBox) started once and reset per test, and a private
+redis-server for the tests that need only an event bus."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pynetbox
 import pytest
 import redis
 
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisSettings
 from helpers import ROOT, ansible_playbook, read_env_file
+from integration.events.redis_server import RedisServer
 
 STACK_ENV = Path(os.environ.get("BM_LAB_DIR") or ROOT / ".lab") / "stack.env"  # BM_LAB_DIR: a private stack
 
@@ -44,6 +47,24 @@ def redis_client(stack: dict[str, str]) -> Iterator[redis.Redis]:
     """The event bus database, emptied before the test."""
     client = redis.Redis.from_url(stack["BM_REDIS_URL"], decode_responses=True)
     client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server (loopback, free port, AOF fsync always), started on first use, one per session."""
+    server = RedisServer(Path(tmp_path_factory.mktemp("redis-private")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bus(redis_server: RedisServer) -> Iterator[RedisClient]:
+    """A RedisClient on the private server, emptied before the test."""
+    client = RedisClient(RedisSettings(redis_server.url), timeout=5)
+    client.call("FLUSHALL")
     yield client
     client.close()
 

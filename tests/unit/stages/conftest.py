@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient, NetBoxError
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisSettings
-from integration.events.redis_server import RedisServer
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(Path(tmp_path_factory.mktemp("redis-stages")), fsync="no")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def bus(redis_server: RedisServer) -> Iterator[RedisClient]:
-    client = RedisClient(RedisSettings(redis_server.url), timeout=5)
-    client.call("FLUSHALL")
-    yield client
-    client.close()
-
 
 Route = Any  # a response body, or a callable(params, body) -> body; NetBoxError instances are raised
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from unit.validation_webhook.webhook_support import bus, cfg, netbox, redis_server, report
+from unit.validation_webhook.webhook_support import cfg, netbox, report
 
-__all__ = ["bus", "cfg", "netbox", "redis_server", "report"]
+__all__ = ["cfg", "netbox", "report"]

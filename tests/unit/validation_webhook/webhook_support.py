@@ -1,5 +1,5 @@
-"""Fixtures of the validation webhook unit tests: the source loaded as ansible-rulebook loads it, a private
-redis-server, a fake NetBox (device records by id), and a report in the image's shape."""
+"""Fixtures of the validation webhook unit tests: the source loaded as ansible-rulebook loads it (on the session's
+private redis-server), a fake NetBox (device records by id), and a report in the image's shape."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient, NetBoxError, NetBoxUnreachable
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisSettings
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
 from integration.events.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -52,22 +52,6 @@ class FakeNetBox(NetBoxClient):
                 raise NetBoxError("NetBox GET: HTTP 404: not found", 404)
             return copy.deepcopy(record)
         raise NetBoxError(f"unexpected {method} {path}", 400)
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(Path(tmp_path_factory.mktemp("redis-webhook")), fsync="no")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def bus(redis_server: RedisServer) -> Iterator[RedisClient]:
-    client = RedisClient(RedisSettings(redis_server.url), timeout=5)
-    client.call("FLUSHALL")
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -732,7 +732,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--accel", choices=("kvm", "tcg"), help="skip the KVM probe")
     parser.add_argument("--memory", type=int, default=768, help="MiB per VM")
     parser.add_argument("--rulebook", default="bm.lifecycle.lifecycle", help="rulebook FQCN or path")
-    parser.add_argument("--monitoring-interval", type=int, default=10, help="seconds between monitoring polls")
     parser.add_argument("--json", help="also write the timeline as JSON to this file")
     parser.add_argument(
         "--check", action="store_true", help="only say whether this machine can run the lab (exit 0) or not (exit 3)"

@@ -187,8 +187,6 @@ def service_env(args: argparse.Namespace, workdir: Path, password: str, servers:
         ANSIBLE_VAULT_PASSWORD_FILE=str(workdir / "vault-password"),
         BM_PXE_BOOT_DIR=str(workdir / "pxe"),
         BM_VALIDATION_CALLBACK_URL=f"http://127.0.0.1:{args.webhook_port}/api/v1/validation/report",
-        BM_WEBHOOK_PORT=str(args.webhook_port),
-        BM_MONITORING_INTERVAL=str(args.monitoring_interval),
         BM_METRICS_DIR=str(workdir / "metrics"),
         BM_HOOK_SPOOL=str(workdir / "hook-spool"),
     )
@@ -238,7 +236,6 @@ def start_rulebook(
         str(ROOT / ".venv" / "bin" / "ansible-rulebook"),
         "-r", rulebook or args.rulebook,
         "-i", str(ROOT / "inventory" / "local.yml"),
-        "--env-vars", "BM_WEBHOOK_PORT,BM_MONITORING_INTERVAL",
     ]  # fmt: skip
     with log_path.open("wb") as out:
         return subprocess.Popen(  # noqa: S603
@@ -456,7 +453,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("BM_SIM_WEBHOOK_PORT", "5000")),
         help="port of the rulebook's validation webhook (default: $BM_SIM_WEBHOOK_PORT or 5000)",
     )
-    parser.add_argument("--monitoring-interval", type=int, default=10, help="seconds between monitoring polls")
     parser.add_argument("--post-seconds", type=float, default=1.0, help="simulated POST time of a server")
     parser.add_argument(
         "--no-renewal",

@@ -339,21 +339,33 @@ class SimResult:
         return sum(row["state"] == "monitored" for row in self.rows)
 
 
+def poll_netbox[T](read: Callable[[], T], done: Callable[[T], bool], service: Polled, timeout: float) -> T | None:
+    """Call `read` every 2 s until `done` says yes, the service dies or the time is up; returns its last result.
+
+    A failed NetBox request (NetBox restarting, busy, or without Redis) is logged and retried."""
+    deadline = time.monotonic() + timeout
+    result: T | None = None
+    while time.monotonic() < deadline and service.poll() is None:
+        try:
+            result = read()
+        except (requests.RequestException, pynetbox.RequestError) as exc:
+            log.info("NetBox poll failed (%s); retrying", exc)
+        else:
+            if done(result):
+                break
+        time.sleep(2)
+    return result
+
+
 def wait_for_end_states(
     api: pynetbox.api, servers: list[SimServer], service: Polled, timeout: float
 ) -> list[dict[str, Any]]:
     """Poll NetBox until every server is `monitored` or failed, the service died, or the time is up."""
-    deadline = time.monotonic() + timeout
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline and service.poll() is None:
-        try:
-            rows = timeline(api, servers)
-        except (requests.RequestException, pynetbox.RequestError) as exc:  # NetBox restarting, busy, or without Redis
-            log.info("NetBox poll failed (%s); retrying", exc)
-        if rows and all(row["state"] == "monitored" or str(row["state"]).endswith("_failed") for row in rows):
-            break
-        time.sleep(2)
-    return rows or timeline(api, servers)
+
+    def ended(rows: list[dict[str, Any]]) -> bool:
+        return all(row["state"] == "monitored" or str(row["state"]).endswith("_failed") for row in rows)
+
+    return poll_netbox(lambda: timeline(api, servers), ended, service, timeout) or timeline(api, servers)
 
 
 def renew_leases(api: pynetbox.api, servers: list[SimServer], env: dict[str, str], service: Polled) -> None:
@@ -363,21 +375,18 @@ def renew_leases(api: pynetbox.api, servers: list[SimServer], env: dict[str, str
         publish_lease(server, env)
         server.lease_at = lease_at
     log.info("%d lease renewal(s) published", len(servers))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and service.poll() is None:
-        try:
-            devices = {d.id: d for d in api.dcim.devices.filter(id=[s.device_id for s in servers])}
-        except (requests.RequestException, pynetbox.RequestError) as exc:  # as in wait_for_end_states
-            log.info("NetBox poll failed (%s); retrying", exc)
-            time.sleep(2)
-            continue
-        if all(
+
+    def renewed(devices: dict[int, Any]) -> bool:
+        return all(
             devices[s.device_id].oob_ip and devices[s.device_id].oob_ip.address.split("/")[0] == s.lease_ip
             for s in servers
-        ):
-            return
-        time.sleep(2)
-    log.warning("not every renewal reached NetBox within 120 s")
+        )
+
+    devices = poll_netbox(
+        lambda: {d.id: d for d in api.dcim.devices.filter(id=[s.device_id for s in servers])}, renewed, service, 120
+    )
+    if devices is None or not renewed(devices):
+        log.warning("not every renewal reached NetBox within 120 s")
 
 
 def run(

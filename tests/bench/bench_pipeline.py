@@ -1,7 +1,8 @@
 """The whole pipeline (bm_lab.sim: DHCP hook -> rulebook -> every stage -> monitored) for 1, 10 and 100 servers.
 
 Prints servers per hour from lease to monitored, per-stage latency p50/p95 (event publication, from the Redis stream
-entry ids, to the stage's end: its follow-up event's entry id, or NetBox's last_monitored_at for monitoring),
+entry ids, to the stage's end: its follow-up event's entry id; the host's boot from NetBox's pxe_boot_initiated_at,
+monitoring to its last_monitored_at),
 CPU-seconds per server by component (process trees read with psutil, reaped children included), NetBox requests
 (gunicorn's access log), writes (its change log) and PostgreSQL transactions per server, and the floors: NetBox PATCH
 latency x writes per server, the start cost of one `ansible-playbook`; the pipeline's cost as a ratio to them.
@@ -35,13 +36,16 @@ from helpers import ROOT, VENV_BIN, ansible_env, ansible_playbook, read_env_file
 
 LAB = Path(os.environ.get("BM_LAB_DIR") or ROOT / ".lab")
 STACK_SH = ROOT / "scripts" / "stack.sh"
-STAGES = (  # stage, the event that starts it, the event that ends it (None: NetBox's last_monitored_at)
+NETBOX = "netbox:"  # a stage point read from the device's custom field of that name, not from an event
+STAGES = (  # stage, where it starts, where it ends: an event type (its first publication) or a NetBox timestamp
     ("discovery", "dhcp_lease", "device_discovered"),
     ("provisioning", "device_discovered", "pxe_boot_initiated"),
-    ("host boot + report", "pxe_boot_initiated", "validation_report"),
+    # from the claim just before the reset: pxe_boot_initiated is published with the batch's acknowledgement, after
+    # the last reset of the batch, so an early host of a large batch reports before it
+    ("host boot + report", f"{NETBOX}pxe_boot_initiated_at", "validation_report"),
     ("validation_report", "validation_report", "validation_completed"),
     ("hardening", "validation_completed", "hardening_completed"),
-    ("monitoring", "hardening_completed", None),
+    ("monitoring", "hardening_completed", f"{NETBOX}last_monitored_at"),
 )
 SERVERS_PER_HOUR_FLOOR = 60  # the sim's timeout: half the slowest rate measured here (2 cores: 124-151 servers/hour)
 TRIVIAL_PLAYBOOK = "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n"
@@ -164,10 +168,14 @@ def stage_latencies(client: redis.Redis, api: pynetbox.api, servers: list[sim.Si
             first.setdefault((device, "dhcp_lease"), published.get(envelope.get("causation_id") or "", 0.0))
     out: dict[str, list[float]] = {name: [] for name, _start, _end in STAGES}
     for server in servers:
-        monitored = sim.parse_time(api.dcim.devices.get(server.device_id).custom_fields.get("last_monitored_at"))
+        fields = api.dcim.devices.get(server.device_id).custom_fields
         for name, start, end in STAGES:
-            began = first.get((server.device_id, start))
-            ended = first.get((server.device_id, end)) if end else monitored
+            began, ended = (
+                sim.parse_time(fields.get(point.removeprefix(NETBOX)))
+                if point.startswith(NETBOX)
+                else first.get((server.device_id, point))
+                for point in (start, end)
+            )
             if began and ended is not None:
                 out[name].append(ended - began)
     return out

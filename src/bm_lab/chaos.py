@@ -2,11 +2,11 @@
 
 During a `bm_lab.sim` run of N servers, on a schedule drawn from one seeded random generator (the seed is printed):
 the rulebook service is SIGKILLed (with every process it started, as systemd's control-group kill does) and started
-again K times; the stack's Redis is restarted (SIGTERM: AOF flushed) and NetBox is stopped for some seconds and started
-again, both through the PID files and `scripts/stack.sh up` of the stack; about a fifth of the Redfish requests of
-every BMC answer 503 or stall (the mock's `/_mock/faults`); one server's BMC never answers. Afterwards `verify` checks,
-through raw readers (pynetbox, Redis, the mock's counters, the log files), that the pipeline lost nothing and did
-nothing twice.
+again K times; the stack's Redis is restarted (SIGTERM: AOF flushed) R times and NetBox is stopped for some seconds
+and started again, both through the PID files and `scripts/stack.sh up` of the stack; a fifth of the Redfish requests
+of every other BMC answer 503 or stall (the mock's `random_503_ratio` / `random_stall_ratio`, half each); one server's
+BMC never answers. Afterwards `verify` checks, through raw readers (pynetbox, Redis, the mock's counters, the log
+files), that the pipeline lost nothing and did nothing twice.
 
     set -a; . .lab/stack.env; set +a; .venv/bin/python -m bm_lab.chaos --count 50 --kills 5 --netbox-seconds 30
 """
@@ -39,7 +39,7 @@ import redis
 from bm_lab import sim
 
 STACK_SH = sim.ROOT / "scripts" / "stack.sh"
-TICK_S = 1.0  # the BMC faults are redrawn every tick
+BMC_STALL_MS = 2000  # how long a stalled BMC request is held before it is answered
 DRAIN_S = 180.0  # after the last fault, the bus must drain (nothing pending) within this
 CHAIN = {  # event type -> the event type its causation_id must name
     "device_discovered": "dhcp_lease",
@@ -79,20 +79,20 @@ class Plan:
     def describe(self) -> str:
         """The plan, one line per fault."""
         lines = [f"chaos seed {self.seed}: BMC {self.dead_index} dead ({self.dead_mode}), "
-                 f"{self.bmc_fault_ratio:.0%} of BMC ticks 503 or stalled"]  # fmt: skip
+                 f"{self.bmc_fault_ratio:.0%} of the other BMCs' requests 503 or stalled"]  # fmt: skip
         lines += [f"  t+{f.at:6.1f} s  {f.kind} ({f.seconds:.1f} s)" for f in self.faults]
         return "\n".join(lines)
 
 
 def make_plan(seed: int, args: argparse.Namespace) -> Plan:
-    """K rulebook kills in [5 s, horizon]; one Redis restart and one NetBox stop from 10 s on (after the leases)."""
+    """K rulebook kills in [5 s, horizon]; R Redis restarts and one NetBox stop from 10 s on (after the leases)."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible schedule, not cryptography
     horizon = args.horizon
     faults = [
         Fault(round(rng.uniform(5, horizon), 1), "rulebook_kill", round(rng.uniform(1, 5), 1))
         for _ in range(args.kills)
     ]
-    faults.append(Fault(round(rng.uniform(10, horizon), 1), "redis_restart", 0.0))
+    faults += [Fault(round(rng.uniform(10, horizon), 1), "redis_restart", 0.0) for _ in range(args.redis_restarts)]
     if args.netbox_seconds > 0:
         at = rng.uniform(10, max(10.0, horizon - args.netbox_seconds))
         faults.append(Fault(round(at, 1), "netbox_stop", args.netbox_seconds))
@@ -124,7 +124,6 @@ class Chaos:
 
     plan: Plan
     timeline: list[str] = field(default_factory=list)
-    injected: Counter[str] = field(default_factory=Counter)
     bmc_passwords: list[str] = field(default_factory=list)
     undrained: dict[str, int] = field(default_factory=dict)
     _t0: float = 0.0
@@ -137,23 +136,24 @@ class Chaos:
 
     @contextlib.contextmanager
     def __call__(self, running: sim.SimRun) -> Iterator[Chaos]:
-        """Kill the dead BMC, start the schedule and the BMC faults; on exit finish the schedule, clear the faults."""
+        """Kill the dead BMC, make the others flaky, start the schedule; on exit finish it, clear the faults."""
         self._t0 = time.monotonic()
         dead = self.plan.dead_index
         never = {"drop_count": 10**9} if self.plan.dead_mode == "drop" else {"latency_ms": 10**9}
         running.fleet.set_faults(dead, **never)
         self.note(f"BMC {running.servers[dead].name} ({running.servers[dead].bmc.address}) never answers: {never}")
-        done = threading.Event()
+        half = self.plan.bmc_fault_ratio / 2
+        flaky = {"random_503_ratio": half, "random_stall_ratio": half, "random_stall_ms": BMC_STALL_MS}
+        for index in range(len(running.servers)):
+            if index != dead:
+                running.fleet.set_faults(index, **flaky)
+        self.note(f"every other BMC flaky: {flaky}")
         schedule = threading.Thread(target=self.run_schedule, args=(running,), name="chaos-schedule")
-        bmcs = threading.Thread(target=self.run_bmc_faults, args=(running, done), name="chaos-bmc")
         schedule.start()
-        bmcs.start()
         try:
             yield self
         finally:
             schedule.join()
-            done.set()
-            bmcs.join()
             self.clear_bmcs(running)
             self.note("schedule done, BMC faults cleared")
             self.undrained = drain(running.env["BM_REDIS_URL"], DRAIN_S)
@@ -206,30 +206,6 @@ class Chaos:
             time.sleep(fault.seconds)
             stack_up()
             self.note("NetBox started again (stack.sh up)")
-
-    def run_bmc_faults(self, running: sim.SimRun, done: threading.Event) -> None:
-        """Every tick, each live BMC answers 503 (seven in ten draws) or stalls 1-4 s with probability `ratio`."""
-        rng = random.Random(self.plan.seed + 1)  # noqa: S311 - reproducible faults, not cryptography
-        stalled: set[int] = set()
-        while not done.wait(TICK_S):
-            for index in range(len(running.servers)):
-                if index == self.plan.dead_index:
-                    continue
-                draw, stall_ms = rng.random(), rng.uniform(1000, 4000)
-                try:  # a BMC in its Manager.Reset refuses connections, its /_mock/ surface too: skip it this tick
-                    if draw < self.plan.bmc_fault_ratio * 0.7:
-                        running.fleet.set_faults(index, unavailable_seconds=TICK_S)
-                        self.injected["503 windows"] += 1
-                    elif draw < self.plan.bmc_fault_ratio:
-                        running.fleet.set_faults(index, latency_ms=stall_ms)
-                        stalled.add(index)
-                        self.injected["stall windows"] += 1
-                        continue
-                    if index in stalled:
-                        running.fleet.set_faults(index, latency_ms=0)
-                        stalled.discard(index)
-                except OSError:
-                    self.injected["skipped (BMC resetting)"] += 1
 
 
 def drain(redis_url: str, timeout: float) -> dict[str, int]:
@@ -399,7 +375,7 @@ class ChaosResult:
     plan: Plan
     chaos: Chaos
     problems: dict[str, list[str]]
-    injected_503_ratio: float
+    bmc_fault_share: float  # of the live BMCs' Redfish requests, the share answered 503 or stalled
 
 
 def run(args: argparse.Namespace) -> ChaosResult:
@@ -413,19 +389,20 @@ def run(args: argparse.Namespace) -> ChaosResult:
     api = pynetbox.api(os.environ["NETBOX_API"], token=os.environ["NETBOX_TOKEN"])
     leases = args.count * (2 if args.renewal else 1)
     problems = verify(api, client, result, chaos, leases)
-    requests_total = sum(sum(c["requests"].values()) for c in result.counters)
-    ratio = sum(c["injected_503"] for c in result.counters) / max(1, requests_total)
+    live = [c for index, c in enumerate(result.counters) if index != plan.dead_index]
+    faulted = sum(c["injected_503"] + c["injected_stalls"] for c in live)
+    share = faulted / max(1, sum(sum(c["requests"].values()) for c in live))
     client.close()
-    return ChaosResult(result, plan, chaos, problems, ratio)
+    return ChaosResult(result, plan, chaos, problems, share)
 
 
 def report(outcome: ChaosResult) -> None:
     """Print the seed, the fault timeline, the sim's timeline and every check's problems."""
     print(f"\nchaos seed {outcome.plan.seed}; fault timeline:")
     print("\n".join(f"  {line}" for line in outcome.chaos.timeline))
-    print(
-        f"  BMC faults: {dict(outcome.chaos.injected)}; {outcome.injected_503_ratio:.1%} of Redfish requests got a 503"
-    )
+    live = [c for index, c in enumerate(outcome.sim.counters) if index != outcome.plan.dead_index]
+    print(f"  BMC faults: {sum(c['injected_503'] for c in live)} 503s and {sum(c['injected_stalls'] for c in live)} "
+          f"stalls, {outcome.bmc_fault_share:.1%} of the live BMCs' Redfish requests")  # fmt: skip
     sim.print_timeline(outcome.sim.rows)
     for name, problems in outcome.problems.items():
         print(f"{name}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
@@ -443,11 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--netbox-seconds", type=float, default=30, help="NetBox outage, seconds (0: none)")
     group.add_argument("--horizon", type=float, default=300, help="faults happen within this many seconds")
     group.add_argument("--dead-mode", choices=("drop", "stall"), default="stall", help="how the dead BMC never answers")
+    group.add_argument("--redis-restarts", type=int, default=2, help="Redis restarts (default 2)")
     group.add_argument(
         "--bmc-fault-ratio",
         type=float,
-        default=0.3,
-        help="share of 1 s BMC ticks answering 503 or stalling (0.3: ~20%% of requests)",
+        default=0.2,
+        help=f"share of every live BMC's Redfish requests answering 503 (half) or stalling {BMC_STALL_MS} ms (half)",
     )
     return parser
 

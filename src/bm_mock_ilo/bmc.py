@@ -120,6 +120,9 @@ class Faults:
     drop_count: int = 0
     lockout_until: float = 0.0
     long_post_seconds: float | None = None
+    random_503_ratio: float = 0.0  # each request answers 503 with this probability
+    random_stall_ratio: float = 0.0  # ... or (a separate share) is held random_stall_ms before it is answered
+    random_stall_ms: float = 2000.0
 
     def describe(self, now: float) -> dict[str, Any]:
         """The switches as JSON (remaining counts and seconds)."""
@@ -130,6 +133,9 @@ class Faults:
             "drop_count": self.drop_count,
             "lockout_seconds": round(max(0.0, self.lockout_until - now), 3),
             "long_post_seconds": self.long_post_seconds,
+            "random_503_ratio": self.random_503_ratio,
+            "random_stall_ratio": self.random_stall_ratio,
+            "random_stall_ms": self.random_stall_ms,
         }
 
 
@@ -146,6 +152,7 @@ class Counters:
     sessions_created: int = 0
     auth_failures: int = 0
     injected_503: int = 0
+    injected_stalls: int = 0
     injected_drops: int = 0
 
     def describe(self) -> dict[str, Any]:
@@ -160,6 +167,7 @@ class Counters:
             "sessions_created": self.sessions_created,
             "auth_failures": self.auth_failures,
             "injected_503": self.injected_503,
+            "injected_stalls": self.injected_stalls,
             "injected_drops": self.injected_drops,
         }
 

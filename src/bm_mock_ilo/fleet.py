@@ -70,7 +70,8 @@ class Fleet:
                 bmc.address, bmc.port = host, base_port + i if base_port else 0
             bmc.on_manager_reset = self._manager_reset
         self.service = Service(self.inventory, control)
-        self._runner = web.AppRunner(self.service.app, access_log=None, handle_signals=False)
+        # shutdown_timeout: on stop, a request held by a fault (a BMC that never answers) is cancelled after 1 s
+        self._runner = web.AppRunner(self.service.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         self._sites: dict[int, web.SockSite] = {}
         self._restarts: set[asyncio.Task[None]] = set()
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from bm_mock_ilo.testing import FleetHandle, RedfishClient, message_ids
+from bm_mock_ilo.testing import FleetHandle, RedfishClient, message_ids, start_fleet
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -150,6 +152,22 @@ def test_fault_random_ratios_out_of_range_change_nothing(fleet: FleetHandle, cli
         assert "random_503_ratio and random_stall_ratio" in answer.text
     faults = fleet.state(0)["Faults"]
     assert (faults["random_503_ratio"], faults["random_stall_ratio"]) == (0.2, 0.0)
+
+
+def test_fleet_stops_promptly_with_a_request_held_forever(cert_dir: Path) -> None:
+    with start_fleet(1, state_dir=cert_dir) as fleet:
+        fleet.set_faults(0, latency_ms=10**9)  # a BMC that never answers, as the chaos suite's dead one
+        held = threading.Thread(target=_request_ignoring_errors, args=(RedfishClient.admin(fleet[0]),), daemon=True)
+        held.start()
+        while fleet.counters(0)["requests"].get("GET", 0) < 1:
+            time.sleep(0.05)
+        started = time.monotonic()
+    assert time.monotonic() - started < 10  # aiohttp's default shutdown_timeout would hold the stop for 60 s
+
+
+def _request_ignoring_errors(client: RedfishClient) -> None:
+    with contextlib.suppress(requests.RequestException):
+        client.get("/redfish/v1/Systems/1")
 
 
 def test_fault_dropped_connections(fleet: FleetHandle, client: RedfishClient) -> None:

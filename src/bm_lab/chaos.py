@@ -8,7 +8,7 @@ of every other BMC answer 503 or stall (the mock's `random_503_ratio` / `random_
 BMC never answers. Afterwards `verify` checks, through raw readers (pynetbox, Redis, the mock's counters, the log
 files), that the pipeline lost nothing and did nothing twice.
 
-    set -a; . .lab/stack.env; set +a; .venv/bin/python -m bm_lab.chaos --count 50 --kills 5 --netbox-seconds 30
+    set -a; . .lab/stack.env; set +a; .venv/bin/bm-lab-chaos --count 50 --kills 5 --redis-restarts 2 --netbox-seconds 30
 """
 
 from __future__ import annotations
@@ -431,11 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (`python -m bm_lab.chaos --help`)."""
+    """Command-line entry point (`bm-lab-chaos --help`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[bm-lab-chaos %(asctime)s] %(message)s", datefmt="%H:%M:%S")
     sim.check_args(parser, args)
+    if min(args.kills, args.redis_restarts, args.netbox_seconds) < 0:
+        parser.error("--kills, --redis-restarts and --netbox-seconds must not be negative")
+    if not 0 <= args.bmc_fault_ratio <= 1:
+        parser.error(f"--bmc-fault-ratio {args.bmc_fault_ratio}: must be between 0 and 1")
     outcome = run(args)
     report(outcome)
     return 0 if not any(outcome.problems.values()) else 1

@@ -375,7 +375,17 @@ class ChaosResult:
     plan: Plan
     chaos: Chaos
     problems: dict[str, list[str]]
-    bmc_fault_share: float  # of the live BMCs' Redfish requests, the share answered 503 or stalled
+
+    @property
+    def live_counters(self) -> list[dict[str, Any]]:
+        """The mock's counters of every BMC but the dead one."""
+        return [c for index, c in enumerate(self.sim.counters) if index != self.plan.dead_index]
+
+    @property
+    def bmc_fault_share(self) -> float:
+        """Of the live BMCs' Redfish requests, the share answered 503 or stalled."""
+        faulted = sum(c["injected_503"] + c["injected_stalls"] for c in self.live_counters)
+        return faulted / max(1, sum(sum(c["requests"].values()) for c in self.live_counters))
 
 
 def run(args: argparse.Namespace) -> ChaosResult:
@@ -389,18 +399,15 @@ def run(args: argparse.Namespace) -> ChaosResult:
     api = pynetbox.api(os.environ["NETBOX_API"], token=os.environ["NETBOX_TOKEN"])
     leases = args.count * (2 if args.renewal else 1)
     problems = verify(api, client, result, chaos, leases)
-    live = [c for index, c in enumerate(result.counters) if index != plan.dead_index]
-    faulted = sum(c["injected_503"] + c["injected_stalls"] for c in live)
-    share = faulted / max(1, sum(sum(c["requests"].values()) for c in live))
     client.close()
-    return ChaosResult(result, plan, chaos, problems, share)
+    return ChaosResult(result, plan, chaos, problems)
 
 
 def report(outcome: ChaosResult) -> None:
     """Print the seed, the fault timeline, the sim's timeline and every check's problems."""
     print(f"\nchaos seed {outcome.plan.seed}; fault timeline:")
     print("\n".join(f"  {line}" for line in outcome.chaos.timeline))
-    live = [c for index, c in enumerate(outcome.sim.counters) if index != outcome.plan.dead_index]
+    live = outcome.live_counters
     print(f"  BMC faults: {sum(c['injected_503'] for c in live)} 503s and {sum(c['injected_stalls'] for c in live)} "
           f"stalls, {outcome.bmc_fault_share:.1%} of the live BMCs' Redfish requests")  # fmt: skip
     sim.print_timeline(outcome.sim.rows)

@@ -4,7 +4,7 @@ During a `bm_lab.sim` run of N servers, on a schedule drawn from one seeded rand
 the rulebook service is SIGKILLed (with every process it started, as systemd's control-group kill does) and started
 again K times; the stack's Redis is restarted (SIGTERM: AOF flushed) R times and NetBox is stopped for some seconds
 and started again, both through the PID files and `scripts/stack.sh up` of the stack; a fifth of the Redfish requests
-of every other BMC answer 503 or stall (the mock's `random_503_ratio` / `random_stall_ratio`, half each); one server's
+of every other BMC answer 503 or stall (the mock's `share_503` / `share_stall`, half each); one server's
 BMC never answers. Afterwards `verify` checks, through raw readers (pynetbox, Redis, the mock's counters, the log
 files), that the pipeline lost nothing and did nothing twice.
 
@@ -143,7 +143,7 @@ class Chaos:
         running.fleet.set_faults(dead, **never)
         self.note(f"BMC {running.servers[dead].name} ({running.servers[dead].bmc.address}) never answers: {never}")
         half = self.plan.bmc_fault_ratio / 2
-        flaky = {"random_503_ratio": half, "random_stall_ratio": half, "random_stall_ms": BMC_STALL_MS}
+        flaky = {"share_503": half, "share_stall": half, "stall_ms": BMC_STALL_MS}
         for index in range(len(running.servers)):
             if index != dead:
                 running.fleet.set_faults(index, **flaky)
@@ -383,9 +383,19 @@ class ChaosResult:
 
     @property
     def bmc_fault_share(self) -> float:
-        """Of the live BMCs' Redfish requests, the share answered 503 or stalled."""
+        """Of the live BMCs' Redfish requests judged while they were flaky, the share answered 503 or stalled."""
         faulted = sum(c["injected_503"] + c["injected_stalls"] for c in self.live_counters)
-        return faulted / max(1, sum(sum(c["requests"].values()) for c in self.live_counters))
+        return faulted / max(1, sum(c["share_requests"] for c in self.live_counters))
+
+    def bmc_share_misses(self) -> list[str]:
+        """Live BMCs whose 503s or stalls are not round(share * requests) within one (the mock's shares are exact)."""
+        half = self.plan.bmc_fault_ratio / 2
+        return [
+            f"BMC {index}: {c['injected_503']} 503s, {c['injected_stalls']} stalls in {c['share_requests']} requests"
+            for index, c in enumerate(self.live_counters)
+            if abs(c["injected_503"] - half * c["share_requests"]) > 1
+            or abs(c["injected_stalls"] - half * c["share_requests"]) > 1
+        ]
 
 
 def run(args: argparse.Namespace) -> ChaosResult:
@@ -409,7 +419,7 @@ def report(outcome: ChaosResult) -> None:
     print("\n".join(f"  {line}" for line in outcome.chaos.timeline))
     live = outcome.live_counters
     print(f"  BMC faults: {sum(c['injected_503'] for c in live)} 503s and {sum(c['injected_stalls'] for c in live)} "
-          f"stalls, {outcome.bmc_fault_share:.1%} of the live BMCs' Redfish requests")  # fmt: skip
+          f"stalls, {outcome.bmc_fault_share:.1%} of the live BMCs' Redfish requests while flaky")  # fmt: skip
     sim.print_timeline(outcome.sim.rows)
     for name, problems in outcome.problems.items():
         print(f"{name}: {'ok' if not problems else f'{len(problems)} problem(s)'}")

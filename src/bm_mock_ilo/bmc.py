@@ -1,4 +1,4 @@
-"""One mock iLO 5: its state, its accounts and sessions, its counters and its injected faults."""
+"""One mock iLO (5 or 6): its state, its accounts and sessions, its counters and its injected faults."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .identity import Identity
+from .models import PROFILES, Profile
 from .messages import BASE, ILO, RedfishError
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ PROTOCOLS: Mapping[str, tuple[int, bool]] = {
     "SSH": (22, True),
     "VirtualMedia": (17988, True),
 }
+MODELS = ("ilo5", "ilo6")
+DEFAULT_FIRMWARE: Mapping[str, str] = {"ilo5": "2.55", "ilo6": "1.68"}
 LICENSES: Mapping[str, tuple[str, bool]] = {
     "advanced": ("iLO Advanced", True),
     "standard": ("iLO Standard", False),
@@ -79,6 +82,7 @@ class Account:
     privileges: frozenset[str]
     login_name: str
     service_account: bool = False
+    enabled: bool = True  # iLO 6 (1.53+) can disable an account; iLO 5 cannot
 
     @property
     def role(self) -> str:
@@ -99,15 +103,28 @@ class Session:
 
 @dataclass
 class Settings:
-    """Per-BMC behaviour that tests and the CLI choose."""
+    """Per-BMC behaviour that tests and the CLI choose.
 
-    firmware: str = "2.55"
+    ``model``: ``ilo5`` (ProLiant Gen10 Plus) or ``ilo6`` (Gen11). ``firmware``: empty for the model's default (iLO 5
+    2.55, iLO 6 1.68). ``power_thermal``: serve the deprecated ``Chassis/1/Power`` and ``Thermal`` (False: firmware
+    that serves only the DMTF PowerSubsystem, ThermalSubsystem and EnvironmentMetrics, which exist on iLO 6 only).
+    """
+
+    model: str = "ilo5"
+    firmware: str = ""
     post_seconds: float = 2.0
     manager_reset_seconds: float = 5.0
     manager_reset_mode: str = "refuse"  # or "503"
     session_timeout: float = 1800.0
     max_sessions: int = 15
     license: str = "advanced"
+    power_thermal: bool = True
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}")
+        if not self.firmware:
+            self.firmware = DEFAULT_FIRMWARE[self.model]
 
 
 @dataclass
@@ -120,9 +137,29 @@ class Faults:
     drop_count: int = 0
     lockout_until: float = 0.0
     long_post_seconds: float | None = None
-    random_503_ratio: float = 0.0  # each request answers 503 with this probability
-    random_stall_ratio: float = 0.0  # ... or (a separate share) is held random_stall_ms before it is answered
-    random_stall_ms: float = 2000.0
+    share_503: float = 0.0  # this share of the requests answers 503, spread evenly (no random draw)
+    share_stall: float = 0.0  # ... and this share is held stall_ms before it is answered
+    stall_ms: float = 2000.0
+    failed_fans: list[int] = field(default_factory=list)  # fan numbers (1-based) that read 0 % with Health Critical
+    failed_psus: list[int] = field(default_factory=list)  # power-supply bays (1-based) with no output, Health Critical
+    _credit_503: float = 0.5  # error diffusion: a fault is due when its credit reaches 1 (0.5: round to nearest)
+    _credit_stall: float = 0.5
+
+    def share_fault(self) -> str | None:
+        """The share faults' verdict on one request: "stall", "503" or None.
+
+        Deterministic: after n requests each kind has been injected round(share * n) times (within one), whatever the
+        timing, so a test asserts the share exactly instead of hoping a random draw lands in a window.
+        """
+        self._credit_stall += self.share_stall
+        self._credit_503 += self.share_503
+        if self._credit_stall >= 1:
+            self._credit_stall -= 1
+            return "stall"
+        if self._credit_503 >= 1:
+            self._credit_503 -= 1
+            return "503"
+        return None
 
     def describe(self, now: float) -> dict[str, Any]:
         """The switches as JSON (remaining counts and seconds)."""
@@ -133,9 +170,11 @@ class Faults:
             "drop_count": self.drop_count,
             "lockout_seconds": round(max(0.0, self.lockout_until - now), 3),
             "long_post_seconds": self.long_post_seconds,
-            "random_503_ratio": self.random_503_ratio,
-            "random_stall_ratio": self.random_stall_ratio,
-            "random_stall_ms": self.random_stall_ms,
+            "share_503": self.share_503,
+            "share_stall": self.share_stall,
+            "stall_ms": self.stall_ms,
+            "failed_fans": list(self.failed_fans),
+            "failed_psus": list(self.failed_psus),
         }
 
 
@@ -151,6 +190,7 @@ class Counters:
     manager_resets: int = 0
     sessions_created: int = 0
     auth_failures: int = 0
+    share_requests: int = 0  # requests judged while a share fault was set (not those refused by an iLO in reset)
     injected_503: int = 0
     injected_stalls: int = 0
     injected_drops: int = 0
@@ -166,6 +206,7 @@ class Counters:
             "manager_resets": self.manager_resets,
             "sessions_created": self.sessions_created,
             "auth_failures": self.auth_failures,
+            "share_requests": self.share_requests,
             "injected_503": self.injected_503,
             "injected_stalls": self.injected_stalls,
             "injected_drops": self.injected_drops,
@@ -173,7 +214,7 @@ class Counters:
 
 
 class Bmc:
-    """The state and the behaviour of one iLO 5 and its host, independent of HTTP."""
+    """The state and the behaviour of one iLO (5 or 6) and its host, independent of HTTP."""
 
     def __init__(self, identity: Identity, settings: Settings, power: PowerHook) -> None:
         self.identity = identity
@@ -245,9 +286,23 @@ class Bmc:
         return firmware_tuple(self.settings.firmware)
 
     @property
+    def profile(self) -> Profile:
+        """The generation's identity and schema versions."""
+        return PROFILES[self.settings.model]
+
+    @property
+    def ilo6(self) -> bool:
+        """Whether this BMC is an iLO 6 (Gen11)."""
+        return self.settings.model == "ilo6"
+
+    def at_least(self, ilo5: tuple[int, int], ilo6: tuple[int, int] = (1, 0)) -> bool:
+        """Whether the firmware has a feature that came with iLO 5 ``ilo5`` or iLO 6 ``ilo6`` (default: every iLO 6)."""
+        return self.firmware >= (ilo6 if self.ilo6 else ilo5)
+
+    @property
     def reset_types(self) -> tuple[str, ...]:
         """ComputerSystem.Reset's allowable values for this firmware."""
-        return RESET_TYPES if self.firmware >= (2, 0) else RESET_TYPES_1X
+        return RESET_TYPES if self.at_least((2, 0)) else RESET_TYPES_1X
 
     @property
     def license(self) -> tuple[str, bool]:
@@ -279,6 +334,8 @@ class Bmc:
             raise RedfishError(401, f"{ILO}.LoginAttemptDelayed", int(self.faults.lockout_until - now) + 1)
         for account in self.accounts.values():
             if account.username == username and hmac.compare_digest(account.password, password):
+                if not account.enabled:
+                    break
                 return account
         self.counters.auth_failures += 1
         raise RedfishError(401, f"{ILO}.UnauthorizedLoginAttempt")
@@ -420,6 +477,7 @@ class Bmc:
                     "Password": a.password,
                     "RoleId": a.role,
                     "ServiceAccount": a.service_account,
+                    "Enabled": a.enabled,
                 }
                 for a in self.accounts.values()
             ],

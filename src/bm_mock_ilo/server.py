@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 import zlib
 from collections.abc import Callable
@@ -143,13 +142,14 @@ async def _unreachable(bmc: Bmc) -> bool:
         return True
     if faults.latency_ms > 0:
         await asyncio.sleep(faults.latency_ms / 1000)
-    draw = random.random()  # noqa: S311 - fault injection, not cryptography
-    if draw < faults.random_stall_ratio:
+    verdict = None
+    if faults.share_503 or faults.share_stall:
+        bmc.counters.share_requests += 1
+        verdict = faults.share_fault()
+    if verdict == "stall":
         bmc.counters.injected_stalls += 1
-        await asyncio.sleep(faults.random_stall_ms / 1000)
-    elif draw < faults.random_stall_ratio + faults.random_503_ratio or (
-        faults.unavailable_count > 0 or now < faults.unavailable_until
-    ):
+        await asyncio.sleep(faults.stall_ms / 1000)
+    elif verdict == "503" or faults.unavailable_count > 0 or now < faults.unavailable_until:
         faults.unavailable_count = max(0, faults.unavailable_count - 1)
         bmc.counters.injected_503 += 1
         raise RedfishError(503, f"{BASE}.ServiceTemporarilyUnavailable", 1, headers={"Retry-After": "1"})
@@ -295,15 +295,15 @@ def apply_faults(bmc: Bmc, body: dict[str, Any]) -> dict[str, Any]:
         "drop_count",
         "lockout_seconds",
         "long_post_seconds",
-        "random_503_ratio",
-        "random_stall_ratio",
-        "random_stall_ms",
+        "share_503",
+        "share_stall",
+        "stall_ms",
     }
     if unknown := set(body) - known:
         raise KeyError(f"unknown faults {sorted(unknown)}")
-    ratios = {name: float(body.get(name, getattr(faults, name))) for name in ("random_503_ratio", "random_stall_ratio")}
+    ratios = {name: float(body.get(name, getattr(faults, name))) for name in ("share_503", "share_stall")}
     if any(not 0 <= ratio <= 1 for ratio in ratios.values()) or sum(ratios.values()) > 1:
-        raise ValueError(f"random_503_ratio and random_stall_ratio must be in [0, 1] and add up to 1 at most: {ratios}")
+        raise ValueError(f"share_503 and share_stall must be in [0, 1] and add up to 1 at most: {ratios}")
     if "unavailable_count" in body:
         faults.unavailable_count = int(body["unavailable_count"])
     if "unavailable_seconds" in body:
@@ -317,9 +317,9 @@ def apply_faults(bmc: Bmc, body: dict[str, Any]) -> dict[str, Any]:
     if "long_post_seconds" in body:
         value = body["long_post_seconds"]
         faults.long_post_seconds = None if value is None else float(value)
-    faults.random_503_ratio, faults.random_stall_ratio = ratios["random_503_ratio"], ratios["random_stall_ratio"]
-    if "random_stall_ms" in body:
-        faults.random_stall_ms = float(body["random_stall_ms"])
+    faults.share_503, faults.share_stall = ratios["share_503"], ratios["share_stall"]
+    if "stall_ms" in body:
+        faults.stall_ms = float(body["stall_ms"])
     return faults.describe(now)
 
 

@@ -150,7 +150,7 @@ class FleetHandle:
 
     def set_faults(self, index: int, **faults: Any) -> dict[str, Any]:
         """Switch faults: unavailable_count, unavailable_seconds, latency_ms, drop_count, lockout_seconds,
-        long_post_seconds, random_503_ratio, random_stall_ratio, random_stall_ms."""
+        long_post_seconds, share_503, share_stall, stall_ms."""
         return self.control(index, "PUT", "faults", faults)
 
     def clear_faults(self, index: int) -> None:

@@ -128,30 +128,31 @@ def test_fault_503_burst_and_latency(fleet: FleetHandle, client: RedfishClient) 
     assert fleet.counters(0)["injected_503"] == 2
 
 
-def test_fault_random_503_and_stall_shares(fleet: FleetHandle, client: RedfishClient) -> None:
-    fleet.set_faults(0, random_503_ratio=1.0)
+def test_fault_503_and_stall_shares_are_exact_and_spread(fleet: FleetHandle, client: RedfishClient) -> None:
+    fleet.set_faults(0, share_503=1.0)
     assert {client.get("/redfish/v1/Systems/1").status_code for _ in range(5)} == {503}
-    fleet.set_faults(0, random_503_ratio=0.0, random_stall_ratio=1.0, random_stall_ms=100)
+    fleet.set_faults(0, share_503=0.0, share_stall=1.0, stall_ms=100)
     started = time.monotonic()
     assert [client.get("/redfish/v1/").status_code for _ in range(3)] == [200] * 3
     assert time.monotonic() - started >= 0.3
-    fleet.set_faults(0, random_503_ratio=0.3, random_stall_ratio=0.0)
+    fleet.set_faults(0, share_503=0.3, share_stall=0.0)
     statuses = [client.get("/redfish/v1/").status_code for _ in range(200)]
-    assert 25 <= statuses.count(503) <= 95  # 60 expected; outside this is far below one in a million
+    assert statuses.count(503) == 60  # round(0.3 * 200): the share is exact, whatever the timing
+    assert "503,503" not in ",".join(map(str, statuses))  # spread evenly, never two in a row at 0.3
     counters = fleet.counters(0)
     assert (counters["injected_503"], counters["injected_stalls"]) == (5 + statuses.count(503), 3)
     fleet.clear_faults(0)
     assert client.get("/redfish/v1/").status_code == 200
 
 
-def test_fault_random_ratios_out_of_range_change_nothing(fleet: FleetHandle, client: RedfishClient) -> None:
-    fleet.set_faults(0, random_503_ratio=0.2)
-    for body in ({"random_503_ratio": 1.5}, {"random_stall_ratio": -0.1}, {"random_stall_ratio": 0.9}):
+def test_fault_shares_out_of_range_change_nothing(fleet: FleetHandle, client: RedfishClient) -> None:
+    fleet.set_faults(0, share_503=0.2)
+    for body in ({"share_503": 1.5}, {"share_stall": -0.1}, {"share_stall": 0.9}):
         answer = client.request("PUT", "/_mock/faults", json=body)
         assert answer.status_code == 400
-        assert "random_503_ratio and random_stall_ratio" in answer.text
+        assert "share_503 and share_stall" in answer.text
     faults = fleet.state(0)["Faults"]
-    assert (faults["random_503_ratio"], faults["random_stall_ratio"]) == (0.2, 0.0)
+    assert (faults["share_503"], faults["share_stall"]) == (0.2, 0.0)
 
 
 def test_fleet_stops_promptly_with_a_request_held_forever(cert_dir: Path) -> None:

@@ -122,7 +122,11 @@ def test_install_dhcp_hook_installs_a_working_hook_idempotently(dhcp_root: tuple
     assert stat.S_IMODE(settings.stat().st_mode) == 0o600
     assert f"BM_HOOK_SPOOL={root}/spool" in settings.read_text().splitlines()
 
-    # The installed copy runs on its own (standard library, its module_utils beside it): Redis is down, so it spools.
+    # Byte-compiled for the DHCP server's Python (no lease pays for compiling it); self-contained: no module_utils.
+    files = hook.parent
+    assert list((files / "__pycache__").glob("bm_lease_hook.*.pyc")), files_under(files)
+    assert not (root / "collections" / "ansible_collections" / "bm" / "lifecycle" / "plugins").exists()
+    # The installed copy runs on its own (standard library only): Redis is down, so it spools.
     env = {"PATH": os.environ["PATH"], "BM_HOOK_CONFIG": str(settings)}
     run = subprocess.run(
         ["/usr/bin/python3", "-S", str(hook), "10.1.100.21", "94:40:c9:5e:7a:b0", "ilo-srv001"],

@@ -1,0 +1,197 @@
+"""The DHCP hook's own standard-library code (files/bm_lease_hook.py) held to what it stands in for: MAC normalisation
+(module_utils/_mac.py), IP parsing (ipaddress), host names (the RFC 1123 pattern), JSON strings (json), the envelope
+(module_utils/_envelope.py validates it), Redis URLs."""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import json
+import re
+import sys
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ansible_collections.bm.lifecycle.plugins.module_utils import _envelope, _mac
+
+FILES = Path(__file__).resolve().parents[3] / "collections/ansible_collections/bm/lifecycle/files"
+
+
+def load(name: str) -> ModuleType:
+    if str(FILES) not in sys.path:
+        sys.path.insert(0, str(FILES))  # the entry points import bm_lease_hook from beside them, as when run
+    spec = importlib.util.spec_from_file_location(name, FILES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+hook = load("bm_lease_hook")
+# The pattern the hook used while it could afford `re` (RFC 1123 labels, 253 characters, one trailing dot).
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def __call__(self, level: str, message: str) -> None:
+        self.lines.append((level, message))
+
+
+def reference_mac(value: str) -> tuple[str | None, str | None]:
+    try:
+        return _mac.normalize_mac(value), None
+    except _mac.MacError as exc:
+        return None, str(exc)
+
+
+def hook_mac(value: str) -> tuple[str | None, str | None]:
+    try:
+        return hook.normalize_mac(value), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+octet = st.integers(0, 255)
+mac_spellings = st.one_of(
+    st.text(alphabet="0123456789abcdefABCDEF:-. \tgz", max_size=20),
+    st.lists(octet, min_size=5, max_size=7).flatmap(
+        lambda os_: st.sampled_from([":", "-", "."]).map(lambda sep: sep.join(f"{o:x}" for o in os_))
+    ),
+    st.lists(octet, min_size=6, max_size=6).map(lambda os_: "".join(f"{o:02X}" for o in os_)),
+    st.lists(octet, min_size=6, max_size=6)
+    .map(lambda os_: bytes(os_).hex())
+    .map(lambda h: f"{h[:4]}.{h[4:8]}.{h[8:]}"),
+)
+
+
+@given(mac_spellings)
+def test_mac_normalisation_is_module_utils_normalisation(value: str) -> None:
+    assert hook_mac(value) == reference_mac(value)
+
+
+def reference_ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def hook_ip(text: str) -> str | None:
+    try:
+        result: str = hook.normalize_ip(text)
+    except ValueError:
+        return None
+    return result
+
+
+ip_texts = st.one_of(
+    st.text(alphabet="0123456789.", max_size=18),
+    st.tuples(*[st.integers(0, 300)] * 4).map(lambda t: ".".join(map(str, t))),
+    st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(f"{n:03d}" for n in t)),
+    st.ip_addresses().map(str),
+    st.text(alphabet="0123456789abcdef:.%", max_size=24),
+)
+
+
+@given(ip_texts)
+def test_ip_parsing_is_ipaddress(text: str) -> None:
+    assert hook_ip(text) == reference_ip(text)
+
+
+@given(st.text(alphabet="abcXYZ019-._ é", max_size=70) | st.from_regex(HOSTNAME, fullmatch=True))
+def test_hostname_rule_is_the_pattern(name: str) -> None:
+    name = name.strip()
+    assert hook.valid_hostname(name) == bool(HOSTNAME.match(name))
+
+
+def test_hostname_lengths() -> None:
+    label = "a" * 63
+    assert hook.valid_hostname(label) and not hook.valid_hostname(label + "a")
+    long_name = ".".join([label] * 3) + "." + "b" * 61  # 253 characters
+    assert len(long_name) == 253 and hook.valid_hostname(long_name) and hook.valid_hostname("ilo-7.example.")
+    assert (
+        not hook.valid_hostname(long_name + "b") and not hook.valid_hostname("-a") and not hook.valid_hostname("a..b")
+    )
+
+
+@given(st.text())
+def test_json_strings_are_json(value: str) -> None:
+    assert hook._json_str(value) == json.dumps(value)
+
+
+@given(
+    st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t))),
+    mac_spellings.filter(lambda m: reference_mac(m)[0] is not None),
+    st.text(alphabet="abc-.0", max_size=12),
+)
+def test_lease_envelopes_are_valid_v1_envelopes(ip: str, mac: str, host: str) -> None:
+    log = Lines()
+    event = hook.lease_event((ip, mac, host), "dhcpd", log)
+    envelope = _envelope.decode(event.raw)
+    assert event.raw == _envelope.encode(envelope)  # the bus's own encoding, byte for byte
+    assert uuid.UUID(envelope["event_id"]).version == 4 and envelope["event_id"] == event.event_id
+    assert envelope["event_type"] == "dhcp_lease" and envelope["causation_id"] is None and envelope["device"] is None
+    assert envelope["source"].startswith("dhcpd@")
+    data = envelope["data"]
+    assert (data["ip"], data["mac"]) == (ip, _mac.normalize_mac(mac))
+    assert data["hostname"] == (host.strip() if host.strip() and HOSTNAME.match(host.strip()) else None)
+    assert bool(log.lines) == (bool(host.strip()) and data["hostname"] is None)  # only a bad host name is logged
+
+
+def test_invalid_ip_or_mac_is_dropped_with_the_reason() -> None:
+    log = Lines()
+    assert hook.lease_event(("300.1.1.1", "94:40:c9:5e:07:b0", ""), "dhcpd", log) is None
+    assert hook.lease_event(("192.0.2.1", "94:40:c9:5e:07", ""), "dhcpd", log) is None
+    assert [m.split(" '")[0] for _level, m in log.lines] == ["invalid IP address", "invalid MAC address"]
+
+
+def test_timestamps_are_rfc3339_utc() -> None:
+    assert hook.timestamp(1_796_283_497_413_683_123) == "2026-12-03T07:38:17.413683Z"
+
+
+def test_spooled_envelopes_read_back_and_junk_is_refused() -> None:
+    event = hook.lease_event(("192.0.2.1", "94:40:c9:5e:07:b0", "ilo"), "dhcpd", Lines())
+    again = hook.spooled_event(event.raw)
+    assert (again.event_id, again.raw, again.label) == (event.event_id, event.raw, event.label)
+    wrong_type = json.loads(event.raw) | {"event_type": "unknown_mac"}
+    for junk in ("{", "[]", json.dumps(wrong_type), event.raw.replace('"version":1', '"version":2')):
+        with pytest.raises(ValueError):
+            hook.spooled_event(junk)
+
+
+@pytest.mark.parametrize(
+    ("url", "password", "want"),
+    [
+        (None, None, ("redis", "127.0.0.1", 6379, "", 0, None, None)),
+        ("redis://10.1.0.5:6380/2", None, ("redis", "10.1.0.5", 6380, "", 2, None, None)),
+        ("redis://:s%40cret@h/0", None, ("redis", "h", 6379, "", 0, None, "s@cret")),
+        ("redis://bm:pw@[::1]:7000/3", "other", ("redis", "::1", 7000, "", 3, "bm", "other")),
+        ("rediss://Redis.example", None, ("rediss", "redis.example", 6379, "", 0, None, None)),
+        (
+            "unix:///run/redis/redis.sock?db=4",
+            None,
+            ("unix", "127.0.0.1", 6379, "/run/redis/redis.sock", 4, None, None),
+        ),
+    ],
+)
+def test_redis_urls(url: str | None, password: str | None, want: tuple[Any, ...]) -> None:
+    u = hook.RedisURL(url, password)
+    assert (u.scheme, u.host, u.port, u.path, u.db, u.username, u.password) == want
+    assert "cret" not in str(u) and "pw" not in str(u)
+
+
+@pytest.mark.parametrize("url", ["http://h/0", "redis://h:99999/0", "redis://h/x", "h:6379"])
+def test_bad_redis_urls_are_refused(url: str) -> None:
+    with pytest.raises(hook.RedisError):
+        hook.RedisURL(url)

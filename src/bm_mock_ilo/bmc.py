@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .identity import Identity
-from .models import PROFILES, Profile
 from .messages import BASE, ILO, RedfishError
+from .models import PROFILES, Profile
 
 if TYPE_CHECKING:
     from .power import PowerHook

@@ -1,4 +1,4 @@
-"""``bm-mock-ilo``: run a fleet of mock iLO 5 BMCs until SIGINT or SIGTERM."""
+"""``bm-mock-ilo``: run a fleet of mock iLO 5 and iLO 6 BMCs until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import shlex
 import signal
 from pathlib import Path
 
-from .bmc import LICENSES, Settings
+from .bmc import DEFAULT_FIRMWARE, LICENSES, MODELS, Settings
 from .fleet import Fleet
 from .power import PowerHook, QmpPower, SimulatedPower, command_callback
 from .tlscert import ensure_certificate, server_context
@@ -20,11 +20,19 @@ from .tlscert import ensure_certificate, server_context
 DEFAULT_STATE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bm-mock-ilo"
 
 
+def _models(value: str) -> list[str]:
+    models = value.split(",")
+    if not all(model in MODELS for model in models):
+        raise argparse.ArgumentTypeError(f"each model must be one of {', '.join(MODELS)}")
+    return models
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line, every option documented."""
     p = argparse.ArgumentParser(
         prog="bm-mock-ilo",
-        description="A fleet of mock HPE iLO 5 BMCs: Redfish over HTTPS on loopback, one port (or address) per BMC. "
+        description="A fleet of mock HPE iLO 5 / iLO 6 BMCs: Redfish over HTTPS on loopback, one port (or address) "
+        "per BMC. "
         "Test-only control surface under /_mock/ (state, counters, faults) on every BMC.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -51,7 +59,24 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--key", type=Path, help="TLS private key (PEM) for --cert")
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="where the generated certificate is kept")
-    p.add_argument("--firmware", default="2.55", help="emulated iLO 5 firmware (2.90+ adds SessionTimeout, SNMP flags)")
+    p.add_argument(
+        "--model",
+        default="ilo5",
+        type=_models,
+        help=f"iLO generation ({', '.join(MODELS)}); a comma-separated list is cycled over the BMCs (ilo5,ilo6: mixed)",
+    )
+    p.add_argument(
+        "--firmware",
+        default="",
+        help="emulated firmware, default per model "
+        + ", ".join(f"{m} {v}" for m, v in DEFAULT_FIRMWARE.items())
+        + " (iLO 5 2.90+ adds SessionTimeout and the SNMP flags; iLO 6 1.64+ the DMTF ThermalSubsystem)",
+    )
+    p.add_argument(
+        "--no-power-thermal",
+        action="store_true",
+        help="newer firmware: no deprecated Chassis/1/Power and Thermal (iLO 6 keeps PowerSubsystem, ThermalSubsystem)",
+    )
     p.add_argument("--post-seconds", type=float, default=2.0, help="simulated POST duration")
     p.add_argument(
         "--manager-reset-seconds", type=float, default=5.0, help="how long Manager.Reset makes the iLO unreachable"
@@ -90,15 +115,20 @@ async def serve(args: argparse.Namespace) -> None:
         power = QmpPower(args.qmp_socket)
     else:
         power = SimulatedPower(command_callback(shlex.split(args.pxe_command)) if args.pxe_command else None)
-    settings = Settings(
-        firmware=args.firmware,
-        post_seconds=args.post_seconds,
-        manager_reset_seconds=args.manager_reset_seconds,
-        manager_reset_mode=args.manager_reset_mode,
-        session_timeout=args.session_timeout,
-        max_sessions=args.max_sessions,
-        license=args.license,
-    )
+    settings = [
+        Settings(
+            model=model,
+            firmware=args.firmware,
+            post_seconds=args.post_seconds,
+            manager_reset_seconds=args.manager_reset_seconds,
+            manager_reset_mode=args.manager_reset_mode,
+            session_timeout=args.session_timeout,
+            max_sessions=args.max_sessions,
+            license=args.license,
+            power_thermal=not args.no_power_thermal,
+        )
+        for model in args.model
+    ]
     fleet = Fleet(
         args.count,
         seed=args.seed,

@@ -9,6 +9,7 @@ import json
 import logging
 import socket
 import ssl
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ class Fleet:
     """``count`` BMCs with identities derived from ``seed``; call :meth:`start` inside a running event loop.
 
     Addresses: all on ``host`` with ports from ``base_port`` (0 = any free port), or, with ``first_address``, BMC i
-    on ``first_address + i`` and ``base_port`` for all.
+    on ``first_address + i`` and ``base_port`` for all. ``settings``: one :class:`Settings` for every BMC, or a
+    sequence whose item ``i % len`` is BMC i's (e.g. ``[Settings(), Settings(model="ilo6")]`` alternates iLO 5 and 6).
     """
 
     def __init__(
@@ -46,7 +48,7 @@ class Fleet:
         host: str = "127.0.0.1",
         base_port: int = 0,
         first_address: str | None = None,
-        settings: Settings | None = None,
+        settings: Settings | Sequence[Settings] | None = None,
         power: PowerHook | None = None,
         ssl_context: ssl.SSLContext | None = None,
         control: bool = True,
@@ -62,7 +64,12 @@ class Fleet:
         identities = [derive(seed, i, nics) for i in range(count)]
         if password is not None:  # one factory password for the whole fleet, as an integrator may set it
             identities = [replace(identity, password=password) for identity in identities]
-        self.bmcs = [Bmc(identity, replace(settings or Settings()), self.power) for identity in identities]
+        choices = [settings or Settings()] if settings is None or isinstance(settings, Settings) else list(settings)
+        if not choices:
+            raise ValueError("settings must not be an empty sequence")
+        self.bmcs = [
+            Bmc(identity, replace(choices[i % len(choices)]), self.power) for i, identity in enumerate(identities)
+        ]
         for i, bmc in enumerate(self.bmcs):
             if first_address is not None:
                 bmc.address, bmc.port = str(ipaddress.ip_address(first_address) + i), base_port
@@ -131,6 +138,7 @@ class Fleet:
             {
                 "name": bmc.identity.name,
                 "index": bmc.identity.index,
+                "model": bmc.settings.model,
                 "address": bmc.address,
                 "port": bmc.port,
                 "base_url": f"{self.scheme}://{bmc.address}:{bmc.port}",

@@ -24,8 +24,8 @@ class Profile:
     types: Mapping[str, str]  # schema -> versioned namespace, e.g. "ComputerSystem" -> "ComputerSystem.v1_10_0"
 
     def odata_type(self, schema: str) -> str:
-        """``#ComputerSystem.v1_10_0.ComputerSystem`` for ``ComputerSystem``."""
-        return f"#{self.types[schema]}.{schema}"
+        """``ComputerSystem.v1_10_0.ComputerSystem`` for ``ComputerSystem`` (``@odata.type`` without its ``#``)."""
+        return f"{self.types[schema]}.{schema}"
 
 
 _COMMON = {

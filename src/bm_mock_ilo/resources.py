@@ -1,4 +1,7 @@
-"""The iLO 5 Redfish resources: JSON rendering of a :class:`Bmc` and the handlers that change it."""
+"""The iLO Redfish resources: JSON rendering of a :class:`Bmc` and the handlers that change it.
+
+Paths are written here without a trailing slash; the server adds one to every link it answers, as an iLO does.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from .messages import BASE, ILO, RedfishError, success
 from .payload import Field, Spec
 
 V1 = "/redfish/v1"
-MODEL = "ProLiant DL360 Gen10 Plus"
 type Json = dict[str, Any]
 
 
@@ -89,6 +91,12 @@ def resource(path: str, odata_type: str, ident: str, name: str, **props: Any) ->
 
 OK = {"State": "Enabled", "Health": "OK"}
 OK_ROLLUP = {"HealthRollup": "OK"}
+FAILED = {"State": "Enabled", "Health": "Critical"}
+
+
+def rollup(bmc: Bmc) -> str:
+    """The health a failed fan or power supply (``/_mock/faults``) rolls up to: redundant parts, so a Warning."""
+    return "Warning" if bmc.faults.failed_fans or bmc.faults.failed_psus else "OK"
 
 
 def _check_write(ctx: Ctx, privilege: str) -> None:
@@ -108,30 +116,33 @@ def _wave(bmc: Bmc, period: float, phase: int = 0) -> float:
 def service_root(ctx: Ctx) -> Json:
     """GET /redfish/v1 (no authentication)."""
     bmc = ctx.bmc
+    profile = bmc.profile
     return {
         "@odata.context": f"{V1}/$metadata#ServiceRoot.ServiceRoot",
-        **resource(f"{V1}", "ServiceRoot.v1_5_1.ServiceRoot", "RootService", "HPE RESTful Root Service"),
-        "RedfishVersion": "1.6.0",
+        **resource(f"{V1}", profile.odata_type("ServiceRoot"), "RootService", "HPE RESTful Root Service"),
+        "RedfishVersion": profile.redfish_version,
         "UUID": bmc.identity.uuid,
         "Vendor": "HPE",
-        "Product": MODEL,
+        "Product": profile.product,
         "Links": {"Sessions": link(f"{V1}/SessionService/Sessions")},
         "SessionService": link(f"{V1}/SessionService"),
         "AccountService": link(f"{V1}/AccountService"),
         "Systems": link(f"{V1}/Systems"),
         "Chassis": link(f"{V1}/Chassis"),
         "Managers": link(f"{V1}/Managers"),
+        "JsonSchemas": link(f"{V1}/JsonSchemas"),
+        "Registries": link(f"{V1}/Registries"),
         "Oem": {
             "Hpe": {
                 "@odata.type": "#HpeiLOServiceExt.v2_3_0.HpeiLOServiceExt",
                 "Manager": [
                     {
-                        "ManagerType": "iLO 5",
+                        "ManagerType": profile.manager,
                         "ManagerFirmwareVersion": bmc.settings.firmware,
                         "HostName": f"ILO{bmc.identity.serial}",
                     }
                 ],
-                "Moniker": {"PRODGEN": "iLO 5", "PRODNAM": "Integrated Lights-Out 5", "VENDNAM": "HPE"},
+                "Moniker": {"PRODGEN": profile.manager, "PRODNAM": profile.product_name, "VENDNAM": "HPE"},
                 "Sessions": {"LoginHint": {"Hint": "POST to /Sessions to login using the following JSON object:"}},
                 "System": [{"Status": OK}],
             }
@@ -150,7 +161,7 @@ def session_service(ctx: Ctx) -> Json:
         Status=OK,
         Sessions=link(f"{V1}/SessionService/Sessions"),
     )
-    if ctx.bmc.firmware >= (2, 90):
+    if ctx.bmc.at_least((2, 90)):
         body["SessionTimeout"] = int(ctx.bmc.settings.session_timeout)
     return body
 
@@ -158,7 +169,7 @@ def session_service(ctx: Ctx) -> Json:
 async def patch_session_service(ctx: Ctx) -> Reply:
     """PATCH SessionService: SessionTimeout (30 s .. 24 h) on firmware 2.90 and later."""
     spec: Spec = {}
-    if ctx.bmc.firmware >= (2, 90):
+    if ctx.bmc.at_least((2, 90)):
         spec = {"SessionTimeout": Field(int, check=payload.between(30, 86400))}
     payload.check(ctx.body, spec)
     if "SessionTimeout" in ctx.body:
@@ -177,9 +188,10 @@ async def create_session(ctx: Ctx) -> Reply:
     payload.check(ctx.body, {"UserName": Field(str), "Password": Field(str)})
     payload.require(ctx.body, "UserName", "Password")
     session = ctx.bmc.open_session(ctx.body["UserName"], ctx.body["Password"])
-    location = f"{ctx.base_url}{V1}/SessionService/Sessions/{session.id}/"
+    path = f"{V1}/SessionService/Sessions/{session.id}/"
     body = _session_body(ctx.bmc, session, mine=True)
-    return Reply(body, 201, {"X-Auth-Token": session.token, "Location": location})
+    headers = {"X-Auth-Token": session.token, "Location": ctx.base_url + path, "Link": f"<{path}>; rel=self"}
+    return Reply(body, 201, headers)
 
 
 def _find_session(ctx: Ctx) -> Session:
@@ -243,13 +255,18 @@ ACCOUNT_SPEC: Spec = {
 }
 
 
+def _account_spec(bmc: Bmc) -> Spec:
+    """What an account PATCH or POST may carry: iLO 6 from 1.53 also ``Enabled``."""
+    return {**ACCOUNT_SPEC, "Enabled": Field(bool)} if bmc.at_least((99, 0), (1, 53)) else ACCOUNT_SPEC
+
+
 def account_service(ctx: Ctx) -> Json:
     """GET AccountService."""
     bmc = ctx.bmc
     policy = bmc.account_policy
     return resource(
         f"{V1}/AccountService",
-        "AccountService.v1_5_0.AccountService",
+        bmc.profile.odata_type("AccountService"),
         "AccountService",
         "Account Service",
         Description="iLO User Accounts",
@@ -307,16 +324,24 @@ def accounts(ctx: Ctx) -> Json:
     return collection(f"{V1}/AccountService/Accounts", "ManagerAccountCollection", "Accounts", ids)
 
 
-def _account_body(account: Account) -> Json:
+def _account_body(bmc: Bmc, account: Account) -> Json:
+    extra: Json = {}
+    if bmc.ilo6:  # iLO 6: PasswordChangeRequired (1.05), Enabled (1.53), AccountTypes (1.63)
+        extra["PasswordChangeRequired"] = False
+        if bmc.at_least((99, 0), (1, 53)):
+            extra["Enabled"] = account.enabled
+        if bmc.at_least((99, 0), (1, 63)):
+            extra["AccountTypes"] = ["Redfish", "WebUI", "HostConsole", "ManagerConsole"]
     return resource(
         f"{V1}/AccountService/Accounts/{account.id}",
-        "ManagerAccount.v1_3_0.ManagerAccount",
+        bmc.profile.odata_type("ManagerAccount"),
         str(account.id),
         "User Account",
         Description="iLO User Account",
         UserName=account.username,
         RoleId=account.role,
         Password=None,
+        **extra,
         Links={"Role": link(f"{V1}/AccountService/Roles/{account.role}")},
         Oem={
             "Hpe": {
@@ -345,25 +370,26 @@ def _privileges(body: Json, current: frozenset[str]) -> frozenset[str]:
 
 async def create_account(ctx: Ctx) -> Reply:
     """POST Accounts: 201 and Location; unique UserName; iLO password length rule."""
-    payload.check(ctx.body, ACCOUNT_SPEC)
+    payload.check(ctx.body, _account_spec(ctx.bmc))
     payload.require(ctx.body, "UserName", "Password")
     ctx.bmc.check_password(ctx.body["Password"])
     privileges = _privileges(ctx.body, ROLE_PRIVILEGES["ReadOnly"])
     login = ctx.body.get("Oem", {}).get("Hpe", {}).get("LoginName")
     account = ctx.bmc.add_account(ctx.body["UserName"], ctx.body["Password"], privileges, login=login)
-    location = f"{ctx.base_url}{V1}/AccountService/Accounts/{account.id}"
-    return Reply(_account_body(account), 201, {"Location": location})
+    account.enabled = ctx.body.get("Enabled", True)
+    location = f"{ctx.base_url}{V1}/AccountService/Accounts/{account.id}/"
+    return Reply(_account_body(ctx.bmc, account), 201, {"Location": location})
 
 
 def get_account(ctx: Ctx) -> Json:
     """GET one account (Password always null)."""
-    return _account_body(_find_account(ctx))
+    return _account_body(ctx.bmc, _find_account(ctx))
 
 
 async def patch_account(ctx: Ctx) -> Reply:
     """PATCH an account: a user may change their own password; the rest needs UserConfigPriv."""
     account = _find_account(ctx)
-    payload.check(ctx.body, ACCOUNT_SPEC)
+    payload.check(ctx.body, _account_spec(ctx.bmc))
     if set(ctx.body) - {"Password"} or ctx.account is not account:
         _check_write(ctx, "UserConfigPriv")
     if "Password" in ctx.body:
@@ -375,6 +401,10 @@ async def patch_account(ctx: Ctx) -> Reply:
     account.password = ctx.body.get("Password", account.password)
     account.privileges = _privileges(ctx.body, account.privileges)
     account.login_name = ctx.body.get("Oem", {}).get("Hpe", {}).get("LoginName", account.login_name)
+    account.enabled = ctx.body.get("Enabled", account.enabled)
+    if not account.enabled:
+        for token in [t for t, s in ctx.bmc.sessions.items() if s.account is account]:
+            del ctx.bmc.sessions[token]
     return Reply(success(f"{BASE}.AccountModified"))
 
 
@@ -436,24 +466,25 @@ def system(ctx: Ctx) -> Json:
     """GET Systems/1."""
     bmc = ctx.bmc
     ident = bmc.identity
+    profile = bmc.profile
     on = bmc.power_state == "On"
     return resource(
         f"{V1}/Systems/1",
-        "ComputerSystem.v1_10_0.ComputerSystem",
+        profile.odata_type("ComputerSystem"),
         "1",
         "Computer System",
         SystemType="Physical",
         Manufacturer="HPE",
-        Model=MODEL,
-        SKU="P55246-B21",
+        Model=profile.product,
+        SKU=profile.sku,
         SerialNumber=ident.serial,
         UUID=ident.uuid,
         HostName=f"host-{ident.name}" if on else "",
-        BiosVersion="U46 v1.64 (03/14/2022)",
+        BiosVersion=profile.bios,
         PowerState=bmc.power_state,
         IndicatorLED=bmc.indicator_led,
-        Status={"State": "Enabled" if on else "Disabled", "Health": "OK", "HealthRollup": "OK"},
-        ProcessorSummary={"Count": 2, "Model": "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", "Status": OK_ROLLUP},
+        Status={"State": "Enabled" if on else "Disabled", "Health": rollup(bmc), "HealthRollup": rollup(bmc)},
+        ProcessorSummary={"Count": 2, "Model": profile.cpu, "Status": OK_ROLLUP},
         MemorySummary={"TotalSystemMemoryGiB": 256, "TotalSystemPersistentMemoryGiB": 0, "Status": OK_ROLLUP},
         Boot={
             "BootSourceOverrideEnabled": bmc.boot_enabled,
@@ -476,7 +507,7 @@ def system(ctx: Ctx) -> Json:
                 "PostState": bmc.post_state,
                 "PowerAutoOn": "Restore",
                 "PowerOnDelay": "Minimum",
-                "Bios": {"Current": {"VersionString": "U46 v1.64 (03/14/2022)"}},
+                "Bios": {"Current": {"VersionString": profile.bios}},
                 "DeviceDiscoveryComplete": {
                     "DeviceDiscovery": "vMainDeviceDiscoveryComplete" if bmc.post_state == "FinishedPost" else "Busy",
                 },
@@ -575,24 +606,34 @@ def chassis_collection(ctx: Ctx) -> Json:
 
 
 def chassis(ctx: Ctx) -> Json:
-    """GET Chassis/1."""
+    """GET Chassis/1: Power and Thermal (deprecated, unless switched off), and iLO 6's DMTF subsystems."""
     bmc = ctx.bmc
+    profile = bmc.profile
+    links: Json = {}
+    if bmc.settings.power_thermal:
+        links.update(Power=link(f"{V1}/Chassis/1/Power"), Thermal=link(f"{V1}/Chassis/1/Thermal"))
+    if has_subsystems(bmc):
+        links.update(
+            PowerSubsystem=link(f"{V1}/Chassis/1/PowerSubsystem"),
+            ThermalSubsystem=link(f"{V1}/Chassis/1/ThermalSubsystem"),
+        )
+    if bmc.at_least((99, 0), (1, 61)):
+        links["EnvironmentMetrics"] = link(f"{V1}/Chassis/1/EnvironmentMetrics")
     return resource(
         f"{V1}/Chassis/1",
-        "Chassis.v1_10_0.Chassis",
+        profile.odata_type("Chassis"),
         "1",
         "Computer System Chassis",
         ChassisType="RackMount",
         Manufacturer="HPE",
-        Model=MODEL,
-        SKU="P55246-B21",
+        Model=profile.product,
+        SKU=profile.sku,
         SerialNumber=bmc.identity.serial,
         PartNumber="",
         IndicatorLED=bmc.indicator_led,
         PowerState=bmc.power_state,
-        Status={"State": "Enabled", "Health": "OK"},
-        Power=link(f"{V1}/Chassis/1/Power"),
-        Thermal=link(f"{V1}/Chassis/1/Thermal"),
+        Status={"State": "Enabled", "Health": rollup(bmc)},
+        **links,
         Links={"ComputerSystems": [link(f"{V1}/Systems/1")], "ManagedBy": [link(f"{V1}/Managers/1")]},
         Oem={"Hpe": {"@odata.type": "#HpeServerChassis.v2_3_1.HpeServerChassis", "MCTPEnabledOnServer": True}},
     )
@@ -605,6 +646,48 @@ async def patch_chassis(ctx: Ctx) -> Reply:
     return Reply(success())
 
 
+def has_subsystems(bmc: Bmc) -> bool:
+    """iLO 6 serves the DMTF PowerSubsystem, ThermalSubsystem and EnvironmentMetrics (its Fans from 1.64)."""
+    return bmc.at_least((99, 0), (1, 64))
+
+
+def _deprecated(ctx: Ctx, name: str) -> None:
+    if not ctx.bmc.settings.power_thermal:
+        raise RedfishError(404, f"{BASE}.ResourceMissingAtURI", f"{V1}/Chassis/1/{name}")
+
+
+def psu_failed(bmc: Bmc, bay: int) -> bool:
+    """Whether power-supply ``bay`` (1-based) was failed by the ``failed_psus`` fault."""
+    return bay in bmc.faults.failed_psus
+
+
+def fan_failed(bmc: Bmc, number: int) -> bool:
+    """Whether fan ``number`` (1-based) was failed by the ``failed_fans`` fault."""
+    return number in bmc.faults.failed_fans
+
+
+def psu_output(bmc: Bmc, bay: int) -> int:
+    """Watts one supply delivers: the load shared by the working ones."""
+    working = [b for b in (1, 2) if not psu_failed(bmc, b)]
+    return _watts(bmc) // len(working) if bay in working else 0
+
+
+def fan_percent(bmc: Bmc, n: int) -> int:
+    """Fan ``n`` (0-based) speed in percent: 0 when failed or the host is off."""
+    if fan_failed(bmc, n + 1) or bmc.power_state != "On":
+        return 0
+    return 24 + round(4 * _wave(bmc, 60.0, n))
+
+
+def temperature(bmc: Bmc, n: int) -> int:
+    """Reading of sensor ``n`` of :data:`SENSORS`, moving over time."""
+    name, _, hot, _, _ = SENSORS[n]
+    ambient = 22 + round(2 * _wave(bmc, 600.0))
+    if name == "01-Inlet Ambient":
+        return ambient
+    return hot + round(3 * _wave(bmc, 45.0, n)) if bmc.power_state == "On" else ambient + (n % 3)
+
+
 def _watts(bmc: Bmc) -> int:
     if bmc.power_state != "On":
         return 11
@@ -613,18 +696,20 @@ def _watts(bmc: Bmc) -> int:
 
 def power(ctx: Ctx) -> Json:
     """GET Chassis/1/Power: consumption that moves over time (standby watts when off)."""
+    _deprecated(ctx, "Power")
     bmc = ctx.bmc
     watts = _watts(bmc)
     path = f"{V1}/Chassis/1/Power"
     supplies = []
     for bay in (1, 2):
+        output = psu_output(bmc, bay)
         supplies.append(
             {
                 "@odata.id": f"{path}#/PowerSupplies/{bay - 1}",
                 "MemberId": str(bay - 1),
                 "Name": f"HpeServerPowerSupply {bay}",
                 "FirmwareVersion": "1.00",
-                "LastPowerOutputWatts": watts // 2,
+                "LastPowerOutputWatts": output,
                 "LineInputVoltage": 230 + bay,
                 "LineInputVoltageType": "ACHighLine",
                 "Model": "865414-B21",
@@ -632,22 +717,22 @@ def power(ctx: Ctx) -> Json:
                 "PowerSupplyType": "AC",
                 "SerialNumber": f"5WBXT0{bmc.identity.serial[-4:]}{bay}",
                 "SparePartNumber": "866730-001",
-                "Status": OK,
+                "Status": FAILED if psu_failed(bmc, bay) else OK,
                 "Oem": {
                     "Hpe": {
                         "@odata.type": "#HpeServerPowerSupply.v2_0_0.HpeServerPowerSupply",
                         "BayNumber": bay,
                         "HotplugCapable": True,
                         "Mismatched": False,
-                        "AveragePowerOutputWatts": watts // 2,
-                        "MaxPowerOutputWatts": watts // 2 + 30,
+                        "AveragePowerOutputWatts": output,
+                        "MaxPowerOutputWatts": output + 30 if output else 0,
                     }
                 },
             }
         )
     return resource(
         path,
-        "Power.v1_3_0.Power",
+        bmc.profile.odata_type("Power"),
         "Power",
         "PowerMetrics",
         PowerControl=[
@@ -676,7 +761,7 @@ def power(ctx: Ctx) -> Json:
                 "MaxNumSupported": 2,
                 "MinNumNeeded": 1,
                 "RedundancySet": [link(f"{path}#/PowerSupplies/0"), link(f"{path}#/PowerSupplies/1")],
-                "Status": OK,
+                "Status": {"State": "Enabled", "Health": "Warning" if bmc.faults.failed_psus else "OK"},
             }
         ],
         Oem={
@@ -692,6 +777,7 @@ def power(ctx: Ctx) -> Json:
     )
 
 
+FANS = 7
 # (name, physical context, reading when on, upper critical, upper fatal)
 SENSORS = (
     ("01-Inlet Ambient", "Intake", 22, 42, 47),
@@ -718,16 +804,13 @@ SENSORS = (
 
 
 def thermal(ctx: Ctx) -> Json:
-    """GET Chassis/1/Thermal: DL360 Gen10 Plus sensors and 7 fans, readings that move over time."""
+    """GET Chassis/1/Thermal: DL360 sensors and 7 fans, readings that move over time."""
+    _deprecated(ctx, "Thermal")
     bmc = ctx.bmc
-    on = bmc.power_state == "On"
     path = f"{V1}/Chassis/1/Thermal"
-    ambient = 22 + round(2 * _wave(bmc, 600.0))
     temperatures = []
-    for n, (name, context, hot, critical, fatal) in enumerate(SENSORS):
-        reading = hot + round(3 * _wave(bmc, 45.0, n)) if on else ambient + (n % 3)
-        if name == "01-Inlet Ambient":
-            reading = ambient
+    for n, (name, context, _, critical, fatal) in enumerate(SENSORS):
+        reading = temperature(bmc, n)
         temperatures.append(
             {
                 "@odata.id": f"{path}#/Temperatures/{n}",
@@ -753,9 +836,9 @@ def thermal(ctx: Ctx) -> Json:
             "@odata.id": f"{path}#/Fans/{n}",
             "MemberId": str(n),
             "Name": f"Fan {n + 1}",
-            "Reading": (24 + round(4 * _wave(bmc, 60.0, n))) if on else 0,
+            "Reading": fan_percent(bmc, n),
             "ReadingUnits": "Percent",
-            "Status": OK,
+            "Status": FAILED if fan_failed(bmc, n + 1) else OK,
             "Oem": {
                 "Hpe": {
                     "@odata.type": "#HpeServerFan.v2_0_0.HpeServerFan",
@@ -765,9 +848,9 @@ def thermal(ctx: Ctx) -> Json:
                 }
             },
         }
-        for n in range(7)
+        for n in range(FANS)
     ]
-    return resource(path, "Thermal.v1_1_0.Thermal", "Thermal", "Thermal", Temperatures=temperatures, Fans=fans)
+    return resource(path, bmc.profile.odata_type("Thermal"), "Thermal", "Thermal", Temperatures=temperatures, Fans=fans)
 
 
 # --- manager ----------------------------------------------------------------------------------------------------------
@@ -782,15 +865,16 @@ def manager(ctx: Ctx) -> Json:
     """GET Managers/1."""
     bmc = ctx.bmc
     major, minor = bmc.firmware
-    version = f"iLO 5 v{bmc.settings.firmware}"
+    profile = bmc.profile
+    version = f"{profile.manager} v{bmc.settings.firmware}"
     licence, _ = bmc.license
     return resource(
         f"{V1}/Managers/1",
-        "Manager.v1_5_1.Manager",
+        profile.odata_type("Manager"),
         "1",
         "Manager",
         ManagerType="BMC",
-        Model="iLO 5",
+        Model=profile.manager,
         FirmwareVersion=version,
         UUID=bmc.manager_uuid,
         Status=OK,
@@ -1010,9 +1094,9 @@ def snmp_service(ctx: Ctx) -> Json:
     """GET SnmpService (an HPE OEM resource); v1/v3 request and trap flags from firmware 2.90."""
     bmc = ctx.bmc
     hidden = set()
-    if bmc.firmware < (2, 90):
+    if not bmc.at_least((2, 90)):
         hidden |= {"SNMPv1RequestsEnabled", "SNMPv1TrapEnabled", "SNMPv3RequestsEnabled", "SNMPv3TrapEnabled"}
-    if bmc.firmware < (2, 30):
+    if not bmc.at_least((2, 30)):
         hidden.add("SNMPv1Enabled")
     return resource(
         SNMP_PATH,
@@ -1044,9 +1128,9 @@ async def patch_snmp_service(ctx: Ctx) -> Reply:
         "SNMPv3InformRetryAttempt": Field(int, check=payload.between(0, 5)),
         "SNMPv3InformRetryIntervalSeconds": Field(int, check=payload.between(5, 120)),
     }
-    if bmc.firmware >= (2, 30):
+    if bmc.at_least((2, 30)):
         spec["SNMPv1Enabled"] = Field(bool)
-    if bmc.firmware >= (2, 90):
+    if bmc.at_least((2, 90)):
         spec.update({k: Field(bool) for k in flags})
     payload.check(ctx.body, spec)
     _snmp_enabled(bmc)
@@ -1127,7 +1211,7 @@ async def create_snmp_user(ctx: Ctx) -> Reply:
     slot = _free_slot(bmc.snmp_users, 8)
     bmc.snmp_users[slot] = {"UserEngineID": "", **ctx.body}
     return Reply(
-        _snmp_user_body(slot, bmc.snmp_users[slot]), 201, {"Location": f"{ctx.base_url}{SNMP_PATH}/SNMPUsers/{slot}"}
+        _snmp_user_body(slot, bmc.snmp_users[slot]), 201, {"Location": f"{ctx.base_url}{SNMP_PATH}/SNMPUsers/{slot}/"}
     )
 
 
@@ -1200,7 +1284,7 @@ async def create_alert_destination(ctx: Ctx) -> Reply:
     slot = _free_slot(bmc.alert_destinations, 8)
     bmc.alert_destinations[slot] = dict(ctx.body)
     return Reply(
-        _alert_body(bmc, slot, ctx.body), 201, {"Location": f"{ctx.base_url}{SNMP_PATH}/SNMPAlertDestinations/{slot}"}
+        _alert_body(bmc, slot, ctx.body), 201, {"Location": f"{ctx.base_url}{SNMP_PATH}/SNMPAlertDestinations/{slot}/"}
     )
 
 

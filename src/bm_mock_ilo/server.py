@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from . import resources
-from .bmc import Bmc, Counters, Faults
+from . import resources, routes
+from .bmc import MODELS, Bmc, Counters, Faults
 from .messages import BASE, ILO, RedfishError, extended_info, method_not_allowed, not_found
 from .payload import MAX_BODY, parse_json
+from .registries import schema_types
 from .resources import Ctx, Reply
 
 log = logging.getLogger(__name__)
@@ -27,52 +28,30 @@ COMMON_HEADERS = {
     "X-Frame-Options": "sameorigin",
     "Server": "HPE-iLO-Server/1.30",
 }
-SCHEMAS = (
-    "ServiceRoot.v1_5_1",
-    "SessionService.v1_0_0",
-    "SessionCollection",
-    "Session.v1_0_0",
-    "AccountService.v1_5_0",
-    "ManagerAccountCollection",
-    "ManagerAccount.v1_3_0",
-    "RoleCollection",
-    "Role.v1_2_1",
-    "ComputerSystemCollection",
-    "ComputerSystem.v1_10_0",
-    "EthernetInterfaceCollection",
-    "EthernetInterface.v1_4_1",
-    "ChassisCollection",
-    "Chassis.v1_10_0",
-    "Power.v1_3_0",
-    "Thermal.v1_1_0",
-    "ManagerCollection",
-    "Manager.v1_5_1",
-    "ManagerNetworkProtocol.v1_0_0",
-    "VirtualMediaCollection",
-    "VirtualMedia.v1_2_0",
-)
 PUBLIC_GETS = {"/redfish", "/redfish/v1", "/redfish/v1/$metadata", "/redfish/v1/odata"}
 SESSION_LOGINS = {"/redfish/v1/sessionservice/sessions", "/redfish/v1/sessions"}
 
 
-def metadata_document() -> str:
-    """``/redfish/v1/$metadata``: references to the DMTF schemas the service uses."""
+def metadata_document(bmc: Bmc) -> str:
+    """``/redfish/v1/$metadata``: references to the DMTF schemas the BMC's generation uses."""
     refs = []
-    for schema in SCHEMAS:
-        name = schema.split(".")[0]
-        file = (
-            name.removesuffix("Collection") + "Collection_v1.xml" if name.endswith("Collection") else f"{name}_v1.xml"
-        )
+    for name, odata_type in schema_types(bmc).items():
+        if name.startswith("Hpe"):
+            continue
+        namespace = odata_type[1:].rsplit(".", 1)[0]
         includes = f'<edmx:Include Namespace="{name}"/>' + (
-            f'<edmx:Include Namespace="{schema}"/>' if "." in schema else ""
+            f'<edmx:Include Namespace="{namespace}"/>' if namespace != name else ""
         )
-        refs.append(f'<edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/{file}">{includes}</edmx:Reference>')
+        refs.append(
+            f'<edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/{name}_v1.xml">{includes}</edmx:Reference>'
+        )
+    root = bmc.profile.types["ServiceRoot"]
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" Version="4.0">'
         + "".join(refs)
         + '<edmx:DataServices><Schema xmlns="http://docs.oasis-open.org/odata/ns/edm" Namespace="Service">'
-        '<EntityContainer Name="Service" Extends="ServiceRoot.v1_5_1.ServiceContainer"/></Schema>'
+        f'<EntityContainer Name="Service" Extends="{root}.ServiceContainer"/></Schema>'
         "</edmx:DataServices></edmx:Edmx>"
     )
 
@@ -80,19 +59,26 @@ def metadata_document() -> str:
 ODATA_DOCUMENT = {
     "@odata.context": "/redfish/v1/$metadata",
     "value": [
-        {"name": name, "kind": "Singleton", "url": f"/redfish/v1/{name}"}
-        for name in ("Systems", "Chassis", "Managers", "AccountService", "SessionService")
+        {"name": name, "kind": "Singleton", "url": f"/redfish/v1/{name}/"}
+        for name in ("Systems", "Chassis", "Managers", "AccountService", "SessionService", "JsonSchemas", "Registries")
     ],
 }
 
 
+LINK_KEYS = frozenset({"@odata.id", "target", "DataSourceUri"})
+
+
+def slash(uri: str) -> str:
+    """A link in iLO's form: a trailing slash on the path, before any fragment (``…/Power/#/PowerControl/0``)."""
+    path, hash_, fragment = uri.partition("#")
+    return (path if path.endswith("/") else path + "/") + hash_ + fragment
+
+
 def _slashed(value: Any) -> Any:
-    """Links in the request's trailing-slash form, as iLO 5 mirrors it."""
+    """Every link of a body in iLO's trailing-slash form, whichever form the request used."""
     if isinstance(value, dict):
         return {
-            k: v + "/"
-            if k in ("@odata.id", "target") and isinstance(v, str) and "#" not in v and v[-1] != "/"
-            else _slashed(v)
+            k: slash(v) if k in LINK_KEYS and isinstance(v, str) and v.startswith("/") else _slashed(v)
             for k, v in value.items()
         }
     if isinstance(value, list):
@@ -100,9 +86,19 @@ def _slashed(value: Any) -> Any:
     return value
 
 
+def _described_by(body: Any) -> dict[str, str]:
+    """iLO's ``Link`` header: the schema of the resource (``</redfish/v1/SchemaStore/en/Chassis.json/>``)."""
+    odata_type = body.get("@odata.type") if isinstance(body, dict) else None
+    if not isinstance(odata_type, str) or "error" in body:
+        return {}
+    name = odata_type.lstrip("#").split(".")[0]
+    return {"Link": f"</redfish/v1/SchemaStore/en/{name}.json/>; rel=describedby"}
+
+
 def _json(status: int, body: Any, headers: dict[str, str] | None = None, etag: bool = False) -> web.Response:
+    body = _slashed(body)
     text = json.dumps(body, separators=(",", ":"))
-    all_headers = {**COMMON_HEADERS, **(headers or {})}
+    all_headers = {**COMMON_HEADERS, **_described_by(body), **(headers or {})}
     if etag:
         tag = f'W/"{zlib.crc32(text.encode()):08X}"'
         all_headers["ETag"] = tag
@@ -172,7 +168,7 @@ class Service:
         self.control = control
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
-        self._metadata = metadata_document()
+        self._metadata: dict[str, str] = {}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Entry point of every request."""
@@ -200,8 +196,8 @@ class Service:
         key = raw_path.rstrip("/").lower() or "/"
         reading = method in ("GET", "HEAD")
         if reading and key in PUBLIC_GETS and key != "/redfish/v1":
-            return self._document(key)
-        found = resources.route(key)
+            return self._document(bmc, key)
+        found = routes.route(key)
         public = (reading and key == "/redfish/v1") or (method == "POST" and key in SESSION_LOGINS)
         principal = (
             None
@@ -224,8 +220,8 @@ class Service:
         if reading:
             ctx = Ctx(bmc, params, {}, principal, base_url)
             body = resource.get(ctx) if resource.get is not None else {}
-            if raw_path.endswith("/") and key != "/redfish/v1":
-                body = _slashed(body)
+            if "$expand" in request.query and isinstance(body.get("Members"), list):
+                body["Members"] = [self._expanded(ctx, member) for member in body["Members"]]
             return _json(200, body, {"Allow": resource.allow}, etag=True)
         if_match = request.headers.get("If-Match", "")
         if len(if_match) > 63:
@@ -243,13 +239,29 @@ class Service:
         reply: Reply = await handler(ctx)  # type: ignore[misc]
         return _json(reply.status, reply.body, {"Allow": resource.allow, **reply.headers})
 
-    def _document(self, key: str) -> web.Response:
+    @staticmethod
+    def _expanded(ctx: Ctx, member: Any) -> Any:
+        """``$expand`` (``.``, ``*`` or ``~``, one level as iLO does): a member link replaced by the member's body."""
+        path = member.get("@odata.id") if isinstance(member, dict) else None
+        found = routes.route(path.rstrip("/").lower()) if isinstance(path, str) else None
+        if found is None or found[0].get is None:
+            return member
+        resource, params = found
+        try:
+            return resource.get(Ctx(ctx.bmc, params, {}, ctx.principal, ctx.base_url))  # type: ignore[misc]
+        except RedfishError:
+            return member
+
+    def _document(self, bmc: Bmc, key: str) -> web.Response:
         if key == "/redfish":
             return _json(200, {"v1": "/redfish/v1/"})
         if key == "/redfish/v1/odata":
             return _json(200, ODATA_DOCUMENT)
+        model = bmc.settings.model
+        if model not in self._metadata:
+            self._metadata[model] = metadata_document(bmc)
         return web.Response(
-            text=self._metadata, content_type="application/xml", charset="utf-8", headers=COMMON_HEADERS
+            text=self._metadata[model], content_type="application/xml", charset="utf-8", headers=COMMON_HEADERS
         )
 
     async def handle_control(self, bmc: Bmc, request: web.Request) -> web.Response:
@@ -277,6 +289,8 @@ def apply_state(bmc: Bmc, body: dict[str, Any]) -> dict[str, Any]:
     elif state is not None:
         raise ValueError("PowerState must be On or Off")
     for name, value in body.get("Settings", {}).items():
+        if name == "model" and value not in MODELS:
+            raise ValueError(f"Settings.model must be one of {', '.join(MODELS)}")
         current = getattr(bmc.settings, name)
         if not isinstance(value, type(current)) and not (isinstance(current, float) and isinstance(value, int)):
             raise TypeError(f"Settings.{name} must be {type(current).__name__}")
@@ -298,6 +312,8 @@ def apply_faults(bmc: Bmc, body: dict[str, Any]) -> dict[str, Any]:
         "share_503",
         "share_stall",
         "stall_ms",
+        "failed_fans",
+        "failed_psus",
     }
     if unknown := set(body) - known:
         raise KeyError(f"unknown faults {sorted(unknown)}")
@@ -320,6 +336,12 @@ def apply_faults(bmc: Bmc, body: dict[str, Any]) -> dict[str, Any]:
     faults.share_503, faults.share_stall = ratios["share_503"], ratios["share_stall"]
     if "stall_ms" in body:
         faults.stall_ms = float(body["stall_ms"])
+    for name, count in (("failed_fans", resources.FANS), ("failed_psus", 2)):
+        if name in body:
+            numbers = body[name]
+            if not isinstance(numbers, list) or not all(isinstance(n, int) and 1 <= n <= count for n in numbers):
+                raise ValueError(f"{name} must be a list of numbers within 1..{count}")
+            setattr(faults, name, sorted(set(numbers)))
     return faults.describe(now)
 
 

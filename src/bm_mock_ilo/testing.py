@@ -49,6 +49,7 @@ class BmcInfo:
     uuid: str
     username: str
     password: str
+    model: str = "ilo5"
 
     @property
     def baseuri(self) -> str:
@@ -168,7 +169,7 @@ def start_fleet(
     *,
     seed: str = "bm-lifecycle",
     in_process: bool = True,
-    settings: Settings | None = None,
+    settings: Settings | Sequence[Settings] | None = None,
     on_pxe_boot: Callable[[BmcInfo], None] | None = None,
     extra_args: Sequence[str] = (),
     state_dir: Path | None = None,
@@ -180,7 +181,9 @@ def start_fleet(
     """Run a fleet on free loopback ports for the duration of the ``with`` block.
 
     ``in_process``: an event loop in a background thread (``on_pxe_boot`` runs in a worker thread when a simulated
-    host boots from PXE; ``settings`` apply). Otherwise the ``bm-mock-ilo`` CLI in a subprocess (``extra_args``).
+    host boots from PXE; ``settings`` apply: one for all, or a sequence cycled over the BMCs, e.g.
+    ``[Settings(), Settings(model="ilo6")]`` for a mixed iLO 5 / iLO 6 fleet).
+    Otherwise the ``bm-mock-ilo`` CLI in a subprocess (``extra_args``).
     ``password``: one factory password for every BMC (in-process only) instead of one derived per BMC.
     ``first_address`` and ``base_port`` (in-process only): BMC i listens on ``first_address + i``, port ``base_port``.
     """
@@ -207,7 +210,7 @@ def _in_thread(
     count: int,
     *,
     seed: str,
-    settings: Settings | None,
+    settings: Settings | Sequence[Settings] | None,
     on_pxe_boot: Callable[[BmcInfo], None] | None,
     state_dir: Path | None,
     timeout: float,

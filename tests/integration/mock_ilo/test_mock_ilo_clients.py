@@ -1,18 +1,21 @@
-"""Real Redfish clients against the mock: community.general, the DMTF redfish library, sushy."""
+"""Real Redfish clients against the mock: community.general, the DMTF redfish library and Tacklebox, sushy."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redfish
+import redfish_utilities
 import sushy
 import sushy.resources.chassis.thermal.constants as thermal_constants
 import yaml
 
-from bm_mock_ilo.testing import FleetHandle
+from bm_mock_ilo import Settings
+from bm_mock_ilo.testing import FleetHandle, start_fleet
 from helpers import ansible_playbook
 
 REGISTERED = (
@@ -169,3 +172,59 @@ def test_community_general_modules(fleet: FleetHandle, tmp_path: Path) -> None:
     assert counters["resets"] == {"On": 1, "ForceRestart": 1}
     assert counters["boot_override_history"][0]["BootSourceOverrideTarget"] == "Pxe"
     wait_for_pxe_boot(fleet, 1)
+
+
+def readings(sensors: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The DMTF Tacklebox's sensor list by reading name (one chassis)."""
+    assert len(sensors) == 1
+    return {str(r["Name"]): r for r in sensors[0]["Readings"]}
+
+
+@pytest.mark.parametrize("power_thermal", [True, False])
+def test_dmtf_tacklebox_reads_ilo6_fans_and_supplies(tmp_path: Path, power_thermal: bool) -> None:
+    """redfish_utilities.get_sensors reads the DMTF subsystems when a chassis has them: a failed fan shows."""
+    settings = Settings(model="ilo6", post_seconds=0.1, power_thermal=power_thermal)
+    with start_fleet(1, settings=settings, state_dir=tmp_path) as fleet:
+        bmc = fleet[0]  # host off: standby watts, so the power readings cannot move between two requests
+        fleet.set_faults(0, failed_fans=[3], failed_psus=[2])
+        client = redfish.redfish_client(base_url=bmc.base_url, username=bmc.username, password=bmc.password)
+        client.login(auth="session")
+        try:
+            found = readings(redfish_utilities.get_sensors(client))
+        finally:
+            client.logout()
+    assert found["Fan 3 State"]["Health"] == "Critical"
+    assert (found["Fan 3 SpeedPercent"]["Reading"], found["Fan 1 State"]["Health"]) == (0, "OK")
+    assert found["Fan 1 SpeedPercent"]["Units"] == "%"
+    assert found["Power Supply 2 State"]["Health"] == "Critical"
+    assert found["Power Supply 2 OutputPowerWatts"]["Reading"] == 0
+    assert (
+        found["Power Supply 1 OutputPowerWatts"]["Reading"]
+        == found["Computer System Chassis PowerWatts"]["Reading"]
+        == 11
+    )
+    assert found["Computer System Chassis Ambient"]["Units"] == "Cel"
+
+
+def test_sushy_and_dmtf_library_on_ilo6(tmp_path: Path) -> None:
+    with start_fleet(1, settings=Settings(model="ilo6", post_seconds=0.1), state_dir=tmp_path) as fleet:
+        bmc = fleet[0]
+        root = sushy.Sushy(bmc.base_url, username=bmc.username, password=bmc.password, verify=False)
+        try:
+            systems = root.get_system_collection().get_members()
+            assert [s.serial_number for s in systems] == [bmc.serial]
+            managers = root.get_manager_collection().get_members()
+            assert managers[0].firmware_version == "iLO 6 v1.68"
+            chassis = root.get_chassis_collection().get_members()[0]
+            assert chassis.thermal.fans[0].reading_units == thermal_constants.FAN_READING_UNIT_PERCENTAGE
+        finally:
+            root.__del__()
+        client = redfish.redfish_client(base_url=bmc.base_url, username=bmc.username, password=bmc.password)
+        client.login(auth="session")
+        try:
+            fans = client.get("/redfish/v1/Chassis/1/ThermalSubsystem/Fans/")
+            members = [client.get(m["@odata.id"]).dict for m in fans.dict["Members"]]
+            assert len(members) == 7 and all(m["Status"]["Health"] == "OK" for m in members)
+        finally:
+            client.logout()
+        assert fleet.state(0)["Sessions"] == 0

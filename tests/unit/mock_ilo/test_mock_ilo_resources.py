@@ -128,7 +128,7 @@ def test_power_and_thermal_move_and_follow_power_state(fleet: FleetHandle, clien
     fleet.set_state(0, PowerState="On")
     power = client.get("/redfish/v1/Chassis/1/Power").json()
     assert power["PowerControl"][0]["PowerConsumedWatts"] > off
-    assert power["PowerControl"][0]["@odata.id"] == "/redfish/v1/Chassis/1/Power#/PowerControl/0"
+    assert power["PowerControl"][0]["@odata.id"] == "/redfish/v1/Chassis/1/Power/#/PowerControl/0"
     thermal = client.get("/redfish/v1/Chassis/1/Thermal").json()
     assert thermal["Temperatures"][0]["Name"] == "01-Inlet Ambient"
     assert len(thermal["Fans"]) == 7
@@ -178,7 +178,7 @@ def test_snmpv3_hardening_sequence(fleet: FleetHandle, client: RedfishClient) ->
     }
     created = client.post(f"{SNMP}/SNMPUsers", user)
     assert created.status_code == 201
-    assert created.headers["Location"].endswith("/SNMPUsers/1")
+    assert created.headers["Location"].endswith("/SNMPUsers/1/")
     assert "AuthPassphrase" not in client.get(f"{SNMP}/SNMPUsers/1").json()
     assert message_ids(client.post(f"{SNMP}/SNMPUsers", user)) == ["iLO.2.15.UserAlreadyExist"]
     short = client.post(f"{SNMP}/SNMPUsers", {**user, "SecurityName": "x", "AuthPassphrase": "short"})
@@ -186,7 +186,7 @@ def test_snmpv3_hardening_sequence(fleet: FleetHandle, client: RedfishClient) ->
     destination = {"AlertDestination": "192.0.2.20", "SNMPAlertProtocol": "SNMPv3Trap", "SecurityName": "monitor"}
     dest = client.post(f"{SNMP}/SNMPAlertDestinations", destination)
     assert dest.status_code == 201
-    assert dest.json()["Links"]["SNMPv3User"]["@odata.id"].endswith("/SNMPUsers/1")
+    assert dest.json()["Links"]["SNMPv3User"]["@odata.id"].endswith("/SNMPUsers/1/")
     assert message_ids(client.patch(SNMP, {"SNMPv1Enabled": False})) == ["iLO.2.15.ResetRequired"]
     assert client.request("DELETE", f"{SNMP}/SNMPUsers/1").ok
     assert client.get(f"{SNMP}/SNMPUsers").json()["Members@odata.count"] == 0

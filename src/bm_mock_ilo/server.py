@@ -95,6 +95,15 @@ def _described_by(body: Any) -> dict[str, str]:
     return {"Link": f"</redfish/v1/SchemaStore/en/{name}.json/>; rel=describedby"}
 
 
+def _with_context(body: dict[str, Any]) -> dict[str, Any]:
+    """iLO's ``@odata.context`` on every resource (``/redfish/v1/$metadata#Chassis.Chassis``), first in the body."""
+    odata_type = body.get("@odata.type")
+    if "@odata.context" in body or not isinstance(odata_type, str):
+        return body
+    name = odata_type.lstrip("#").split(".")[0]
+    return {"@odata.context": f"/redfish/v1/$metadata#{name}.{name}", **body}
+
+
 def _json(status: int, body: Any, headers: dict[str, str] | None = None, etag: bool = False) -> web.Response:
     body = _slashed(body)
     text = json.dumps(body, separators=(",", ":"))
@@ -222,7 +231,7 @@ class Service:
             body = resource.get(ctx) if resource.get is not None else {}
             if "$expand" in request.query and isinstance(body.get("Members"), list):
                 body["Members"] = [self._expanded(ctx, member) for member in body["Members"]]
-            return _json(200, body, {"Allow": resource.allow}, etag=True)
+            return _json(200, _with_context(body), {"Allow": resource.allow}, etag=True)
         if_match = request.headers.get("If-Match", "")
         if len(if_match) > 63:
             raise RedfishError(400, f"{ILO}.ETagTooLong")

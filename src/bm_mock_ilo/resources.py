@@ -999,6 +999,11 @@ NETWORK_SPEC: Spec = {
         }
     },
 }
+ILO6_NETWORK_SPEC: Spec = {
+    **NETWORK_SPEC,
+    "HTTP": {"Port": Field(int, check=payload.between(0, 65535)), "ProtocolEnabled": Field(bool)},
+}
+"""iLO 6: HTTP ``Port`` 0 turns plain HTTP off alone; ``HTTP.ProtocolEnabled`` switches HTTP and HTTPS together."""
 RESET_REQUIRED = {("SNMP", "ProtocolEnabled"), ("SNMP", "Port"), ("HTTP", "Port"), ("HTTPS", "Port"), ("IPMI", "Port")}
 
 
@@ -1039,7 +1044,7 @@ def network_protocol(ctx: Ctx) -> Json:
 async def patch_network_protocol(ctx: Ctx) -> Reply:
     """PATCH NetworkProtocol: some changes need an iLO reset; an SSH change resets the iLO by itself."""
     bmc = ctx.bmc
-    payload.check(ctx.body, NETWORK_SPEC)
+    payload.check(ctx.body, ILO6_NETWORK_SPEC if bmc.ilo6 else NETWORK_SPEC)
     syslog = ctx.body.get("Oem", {}).get("Hpe", {})
     if syslog:
         if not bmc.license[1]:
@@ -1058,6 +1063,9 @@ async def patch_network_protocol(ctx: Ctx) -> Reply:
     }
     for name, key in changed:
         bmc.protocols[name][key] = ctx.body[name][key]
+    if bmc.ilo6 and ("HTTP", "ProtocolEnabled") in changed:  # iLO 6: one switch for HTTP and HTTPS
+        bmc.protocols["HTTPS"]["ProtocolEnabled"] = bmc.protocols["HTTP"]["ProtocolEnabled"]
+        changed.add(("HTTPS", "Port"))  # needs the iLO reset too
     bmc.syslog.update(syslog)
     if any(name == "SSH" for name, _ in changed):
         bmc.reset_manager()

@@ -166,3 +166,18 @@ def test_cli_model_list_is_cycled_over_the_fleet(cert_dir: Path) -> None:
     ) as f:
         assert [bmc.model for bmc in f] == ["ilo5", "ilo6", "ilo5"]
         assert get(f, 1, "/redfish/v1/Managers/1").json()["FirmwareVersion"] == "iLO 6 v1.68"
+
+
+def test_ilo6_http_port_zero_and_one_switch_for_http_and_https(mixed: FleetHandle) -> None:
+    protocol = "/redfish/v1/Managers/1/NetworkProtocol"
+    six = RedfishClient.admin(mixed[1])
+    answer = six.patch(protocol, {"HTTP": {"Port": 0}})
+    assert answer.status_code == 200
+    assert message_ids(answer) == ["iLO.2.15.ResetRequired"]
+    body = six.get(protocol).json()
+    assert (body["HTTP"]["Port"], body["HTTPS"]["ProtocolEnabled"]) == (0, True)
+    assert six.patch(protocol, {"HTTP": {"ProtocolEnabled": False}}).status_code == 200
+    assert six.get(protocol).json()["HTTPS"]["ProtocolEnabled"] is False
+    five = RedfishClient.admin(mixed[0]).patch(protocol, {"HTTP": {"Port": 0}})
+    assert five.status_code == 400
+    assert message_ids(five) == ["iLO.2.15.PropertyValueBadParam"]

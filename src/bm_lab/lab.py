@@ -3,7 +3,8 @@
 Everything but the BMC silicon is real, inside network namespaces this run creates (all removed at the end):
 
     <p>-bmcN    the BMC's own network stack: busybox udhcpc asks for a lease with the BMC's MAC
-    <p>-prov    the provisioning network's server: ISC dhcpd (its `on commit` runs the project's DHCP hook), the HTTP
+    <p>-prov    the provisioning network's server: ISC dhcpd (its `on commit` runs the project's DHCP hook) or, with
+                `--dhcp kea`, Kea (kea-dhcp4; its run_script hook library runs the hook's Kea entry point), the HTTP
                 server for boot.ipxe, the per-device iPXE scripts and the validation image; bridge `oob` (BMCs),
                 links data1/data2 to the ToRs. Sockets opened inside it relay to the host's loopback: Redis (for the
                 hook) and the rulebook's validation webhook (for the image's report)
@@ -13,8 +14,8 @@ Everything but the BMC silicon is real, inside network namespaces this run creat
                 QEMU (its NICs are taps opened inside the tor namespaces: cabled to their switch ports)
 
 Server i's eno1 is cabled to tor1 Ethernet<i+1>, eno2 to tor2 Ethernet<i+1>; the VM PXE-boots on eno1 (iPXE ROM ->
-dhcpd -> boot.ipxe -> `${uuid}.ipxe` rendered by provisioning -> kernel + initrd over HTTP). Its SMBIOS identity and
-NIC MACs are the mock iLO's; the mock's power actions and one-time PXE boot drive the VM over QMP.
+the DHCP server -> boot.ipxe -> `${uuid}.ipxe` rendered by provisioning -> kernel + initrd over HTTP). Its SMBIOS
+identity and NIC MACs are the mock iLO's; the mock's power actions and one-time PXE boot drive the VM over QMP.
 """
 
 from __future__ import annotations
@@ -55,13 +56,25 @@ log = logging.getLogger("bm-lab")
 ROOT = sim.ROOT
 HOOK_CONF = ROOT / "collections" / "ansible_collections" / "bm" / "lifecycle" / "files" / "dhcpd-hook.conf"
 HOOK_INSTALLED = "/usr/share/ansible/collections/ansible_collections/bm/lifecycle/files/dhcp_hook.py"
+KEA_STANZA = HOOK_CONF.with_name("kea-hook.json")  # the hook-library stanza install_dhcp_hook adds to kea-dhcp4.conf
+KEA_HOOK = HOOK_CONF.with_name("kea-hook.sh")
+KEA_DHCP4 = "/usr/sbin/kea-dhcp4"
+DHCP_LOG = {"isc": "dhcpd.log", "kea": "kea-dhcp4.log"}
 OVERLAY = ROOT / "iso" / "lab" / "e2e-overlay"
 UDHCPC_SCRIPT = ROOT / "iso" / "lab" / "udhcpc.script"
 NET = "10.77"  # 10.77.0.0/24 OOB (BMCs), 10.77.1.0/24 behind tor1, 10.77.2.0/24 behind tor2: only inside our namespaces
 HTTP_PORT = 8080
 BMC_FIRST = 100  # BMC i asks for NET.0.(100 + i), the first addresses of the OOB pool
 WEBHOOK_PORT = 5000
-TOOLS = ("/usr/sbin/dhcpd", "/usr/sbin/lldpd", "/usr/sbin/lldpcli", "/usr/sbin/ip", "/bin/busybox", "/usr/bin/python3")
+TOOLS = (
+    "/usr/sbin/dhcpd",
+    KEA_DHCP4,
+    "/usr/sbin/lldpd",
+    "/usr/sbin/lldpcli",
+    "/usr/sbin/ip",
+    "/bin/busybox",
+    "/usr/bin/python3",
+)
 EVENT_ORDER = (
     "dhcp_lease",
     "device_discovered",
@@ -134,6 +147,7 @@ class LabResult:
     tor_neighbors: dict[str, Any]
     wall_s: float
     phases: dict[str, float]
+    dhcp: str = "isc"
 
     @property
     def monitored(self) -> int:
@@ -143,12 +157,21 @@ class LabResult:
         path = self.workdir / "logs" / name
         return path.read_text(errors="replace") if path.exists() else ""
 
+    @property
+    def dhcp_log(self) -> str:
+        """The DHCP server's log (its own lines and the hook's: it logs to stderr where there is no syslog)."""
+        return self.log(DHCP_LOG[self.dhcp])
+
 
 # --- preparation ------------------------------------------------------------------------------------------------
 def missing_tools() -> list[str]:
     """What this machine lacks to run the lab (root, packages of requirements/apt.txt)."""
     missing = [] if os.geteuid() == 0 else ["root (network namespaces)"]
     missing += [t for t in TOOLS if not Path(t).exists()]
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        library = json.loads(KEA_STANZA.read_text())["library"]
+        if not Path(library).exists():
+            missing.append(f"{library} (Kea's run_script hook library)")
     if shutil.which("qemu-system-x86_64") is None:
         missing.append("qemu-system-x86_64")
     if not Path("/dev/net/tun").exists():
@@ -301,6 +324,47 @@ def hook_conf() -> str:
     return text.replace(HOOK_INSTALLED, str(sim.HOOK))
 
 
+def kea_hook_wrapper(settings: Path) -> str:
+    """What the lab's Kea runs: the shipped kea-hook.sh with the lab's settings file. Kea gives a script only its own
+    variables, so the installed hook reads /etc/bm-lifecycle/dhcp-hook.conf; the lab must not write /etc."""
+    return f'#!/bin/sh\nexport BM_HOOK_CONFIG="{settings}"\nexec "{KEA_HOOK}" "$@"\n'
+
+
+def kea_conf(run_dir: Path, hook: Path) -> dict[str, Any]:
+    """kea-dhcp4's configuration: the networks and options of `dhcpd_conf`, the project's hook-library stanza (its
+    script pointed at `hook`), leases in `run_dir`, the log on stdout."""
+    stanza = json.loads(KEA_STANZA.read_text())
+    stanza["parameters"]["name"] = str(hook)
+    ipxe = f"http://{NET}.1.1:{HTTP_PORT}/boot.ipxe"
+    subnets: list[dict[str, Any]] = [
+        {
+            "id": n + 1,
+            "subnet": f"{NET}.{n}.0/24",
+            "interface": iface,
+            "pools": [{"pool": f"{NET}.{n}.100 - {NET}.{n}.199"}],
+            "option-data": [{"name": "routers", "data": f"{NET}.{n}.1"}],
+        }
+        for n, iface in enumerate(("oob", "data1", "data2"))
+    ]
+    subnets[1]["next-server"] = f"{NET}.1.1"
+    return {
+        "Dhcp4": {
+            "interfaces-config": {"interfaces": ["oob", "data1", "data2"], "dhcp-socket-type": "raw"},
+            "lease-database": {"type": "memfile", "name": str(run_dir / "kea-leases4.csv"), "lfc-interval": 0},
+            "authoritative": True,
+            "valid-lifetime": 600,
+            "max-valid-lifetime": 1200,
+            # iPXE says so in its user class (option 77): it gets the generic boot script over HTTP
+            "client-classes": [
+                {"name": "ipxe", "test": "substring(option[77].hex,0,4) == 'iPXE'", "boot-file-name": ipxe}
+            ],
+            "subnet4": subnets,
+            "hooks-libraries": [stanza],
+            "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout"}], "severity": "INFO"}],
+        }
+    }
+
+
 BOOT_IPXE = """#!ipxe
 # bm-lab-e2e: the generic PXE entry; provisioning renders pxe/<uuid|serial|device>.ipxe for each server it boots
 echo bm-lab: ${net0/mac} uuid ${uuid} serial ${serial}
@@ -367,29 +431,17 @@ class Lab:
         return f"{self.net.prefix}-bmc{index + 1}"
 
     def services(self, redis_port: int, netbox_port: int) -> None:
-        """Relays, dhcpd with the hook, the HTTP server, lldpd on both ToRs."""
+        """Relays, the DHCP server with the hook, the HTTP server, lldpd on both ToRs."""
         self.relays = Relays()
         for port in (redis_port, netbox_port):  # the host's stack, at the same addresses inside prov
             self.relays.add(self.prov, ("127.0.0.1", port), ("127.0.0.1", port))
         # the webhook listens on prov's loopback (rulebook: host 127.0.0.1); the servers reach it on the PXE network
         self.relays.add(self.prov, (f"{NET}.1.1", WEBHOOK_PORT), ("127.0.0.1", WEBHOOK_PORT), target_ns=self.prov)
 
-        conf = self.run_dir / "dhcpd.conf"
-        (self.run_dir / "dhcpd-hook.conf").write_text(hook_conf())
-        conf.write_text(dhcpd_conf(self.run_dir / "dhcpd-hook.conf"))
-        leases = self.run_dir / "dhcpd.leases"
-        leases.write_text("")
-        env = {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "BM_REDIS_URL": os.environ["BM_REDIS_URL"],
-            "BM_HOOK_SPOOL": str(self.workdir / "hook-spool"),
-            "BM_HOOK_CONFIG": str(self.run_dir / "no-hook-config"),
-        }
-        if os.environ.get("BM_REDIS_PASSWORD"):
-            env["BM_REDIS_PASSWORD"] = os.environ["BM_REDIS_PASSWORD"]
-        argv = ["/usr/sbin/dhcpd", "-4", "-f", "-d", "-cf", str(conf), "-lf", str(leases),
-                "-pf", str(self.run_dir / "dhcpd.pid"), "oob", "data1", "data2"]  # fmt: skip
-        self.net.spawn(self.prov, argv, "dhcpd.log", env=env)
+        if self.args.dhcp == "kea":
+            self.start_kea()
+        else:
+            self.start_dhcpd()
 
         http = self.workdir / "http"
         http.mkdir(exist_ok=True)
@@ -411,11 +463,51 @@ class Lab:
                     "-I", "Ethernet*"]  # fmt: skip
             self.net.spawn(tor, argv, f"lldpd-{switch}.log")
         self.wait_listening(self.prov, f"{NET}.1.1", HTTP_PORT, "the PXE HTTP server")
+        started = {"isc": "Server starting service", "kea": "DHCP4_STARTED"}[self.args.dhcp]
+        log_path = self.logs / DHCP_LOG[self.args.dhcp]
         deadline = time.monotonic() + 15
-        while "Server starting service" not in (self.logs / "dhcpd.log").read_text(errors="replace"):
+        while started not in log_path.read_text(errors="replace"):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"dhcpd did not start: {(self.logs / 'dhcpd.log').read_text()[-1500:]}")
+                raise RuntimeError(f"the DHCP server did not start: {log_path.read_text()[-1500:]}")
             time.sleep(0.1)
+
+    def hook_env(self) -> dict[str, str]:
+        """The hook's settings: the stack's Redis (through prov's relay), a spool in the work dir."""
+        env = {
+            "BM_REDIS_URL": os.environ["BM_REDIS_URL"],
+            "BM_HOOK_SPOOL": str(self.workdir / "hook-spool"),
+        }
+        if os.environ.get("BM_REDIS_PASSWORD"):
+            env["BM_REDIS_PASSWORD"] = os.environ["BM_REDIS_PASSWORD"]
+        return env
+
+    def start_dhcpd(self) -> None:
+        """ISC dhcpd with the project's `on commit` snippet; the hook's settings in dhcpd's environment."""
+        conf = self.run_dir / "dhcpd.conf"
+        (self.run_dir / "dhcpd-hook.conf").write_text(hook_conf())
+        conf.write_text(dhcpd_conf(self.run_dir / "dhcpd-hook.conf"))
+        leases = self.run_dir / "dhcpd.leases"
+        leases.write_text("")
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "BM_HOOK_CONFIG": str(self.run_dir / "no-hook-config"),
+               **self.hook_env()}  # fmt: skip
+        argv = ["/usr/sbin/dhcpd", "-4", "-f", "-d", "-cf", str(conf), "-lf", str(leases),
+                "-pf", str(self.run_dir / "dhcpd.pid"), "oob", "data1", "data2"]  # fmt: skip
+        self.net.spawn(self.prov, argv, DHCP_LOG["isc"], env=env)
+
+    def start_kea(self) -> None:
+        """kea-dhcp4 with the project's hook-library stanza. Kea hands its script only its own variables: the hook
+        reads its settings from a file (0600, it may hold the Redis password), as installed."""
+        settings = self.run_dir / "dhcp-hook.conf"
+        settings.touch(mode=0o600)
+        settings.write_text("".join(f"{k}={v}\n" for k, v in self.hook_env().items()))
+        hook = self.run_dir / "kea-hook"
+        hook.write_text(kea_hook_wrapper(settings))
+        hook.chmod(0o755)
+        conf = self.run_dir / "kea-dhcp4.conf"
+        conf.write_text(json.dumps(kea_conf(self.run_dir, hook), indent=2))
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "KEA_PIDFILE_DIR": str(self.run_dir),
+               "KEA_LOCKFILE_DIR": str(self.run_dir)}  # fmt: skip
+        self.net.spawn(self.prov, [KEA_DHCP4, "-c", str(conf)], DHCP_LOG["kea"], env=env)
 
     @staticmethod
     def wait_listening(
@@ -464,7 +556,7 @@ class Lab:
             time.sleep(0.1)
 
     def bmc_lease(self, server: LabServer) -> None:
-        """The BMC asks for its lease with its own MAC (busybox udhcpc); dhcpd's hook starts the pipeline."""
+        """The BMC asks for its lease with its own MAC (busybox udhcpc); the DHCP server's hook starts the pipeline."""
         ns = f"{self.net.prefix}-bmc{server.index + 1}"
         argv = ["/bin/busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "2", "-r",
                 server.sim.bmc.address, "-s", str(UDHCPC_SCRIPT), "-x", f"hostname:ilo-{server.name}"]  # fmt: skip
@@ -702,7 +794,7 @@ def run(args: argparse.Namespace) -> LabResult:  # noqa: PLR0912, PLR0915 - one 
         ilos.stop()
         lab.close()
     return LabResult(servers, rows, counters, states, events, workdir, accel, accel_reason, image, nb, tor,
-                     time.monotonic() - started, phases)  # fmt: skip
+                     time.monotonic() - started, phases, args.dhcp)  # fmt: skip
 
 
 def metrics_files(result: LabResult, server: LabServer) -> list[Path]:
@@ -712,7 +804,7 @@ def metrics_files(result: LabResult, server: LabServer) -> list[Path]:
 
 def print_report(result: LabResult) -> None:
     """The per-server timeline and where the time went."""
-    print(f"accelerator: {result.accel} ({result.accel_reason}); image {result.image}")
+    print(f"DHCP server: {result.dhcp}; accelerator: {result.accel} ({result.accel_reason}); image {result.image}")
     sim.print_timeline(result.rows)
     for server in result.servers:
         chain = " -> ".join(e["event_type"] for e in result.events.get(server.name, []))
@@ -732,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--accel", choices=("kvm", "tcg"), help="skip the KVM probe")
     parser.add_argument("--memory", type=int, default=768, help="MiB per VM")
     parser.add_argument("--rulebook", default="bm.lifecycle.lifecycle", help="rulebook FQCN or path")
+    parser.add_argument(
+        "--dhcp", choices=("isc", "kea"), default="isc", help="the DHCP server (default isc: ISC dhcpd)"
+    )
     parser.add_argument("--json", help="also write the timeline as JSON to this file")
     parser.add_argument(
         "--check", action="store_true", help="only say whether this machine can run the lab (exit 0) or not (exit 3)"

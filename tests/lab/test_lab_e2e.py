@@ -1,12 +1,13 @@
 """The lab tier (`make lab-e2e`): every arrow of the plan's sequence diagram for real, except the BMC silicon.
 
-src/bm_lab/lab.py builds network namespaces with ISC dhcpd running the project's hook, lldpd switches and QEMU servers
-that PXE-boot the validation image, driven by mock iLOs over QMP, and runs the ansible-rulebook service on the local
-stack. The test then checks each arrow: the BMC's lease in dhcpd's log and the hook's event, the chain of event ids,
-NetBox states and timestamps in order, MACs equal to QEMU's NICs, cables equal to the lab's wiring, model and serial
-equal to the SMBIOS identity, the hardening in the mock iLO, the metrics files. One server, then three at once.
+src/bm_lab/lab.py builds network namespaces with the DHCP server running the project's hook (ISC dhcpd's `on commit`,
+or Kea's run_script hook library), lldpd switches and QEMU servers that PXE-boot the validation image, driven by mock
+iLOs over QMP, and runs the ansible-rulebook service on the local stack. The test then checks each arrow: the BMC's
+lease in the DHCP server's log and the hook's event, the chain of event ids, NetBox states and timestamps in order, MACs
+equal to QEMU's NICs, cables equal to the lab's wiring, model and serial equal to the SMBIOS identity, the hardening in
+the mock iLO, the metrics files. One server with ISC dhcpd, one with Kea, then three at once with ISC dhcpd.
 
-Runs when BM_LAB_E2E says so (scripts/lab-e2e.sh sets `all`; `one` runs the one-server case only, about 3.5 min):
+Runs when BM_LAB_E2E says so (scripts/lab-e2e.sh sets `all`; `one` runs the one-server cases only, about 3.5 min each):
 root, QEMU and the packages of requirements/apt.txt are needed, and the pipeline's every stage.
 """
 
@@ -62,9 +63,10 @@ def lab_env(stack: dict[str, str], netbox: pynetbox.api, redis_client: redis.Red
                 os.environ[key] = value
 
 
-def run_lab(count: int, workdir: Path) -> lab.LabResult:
+def run_lab(count: int, workdir: Path, dhcp: str = "isc") -> lab.LabResult:
+    run_dir = workdir / (f"servers-{count}" if dhcp == "isc" else f"servers-{count}-{dhcp}")
     args = lab.build_parser().parse_args(
-        ["--count", str(count), "--workdir", str(workdir / f"servers-{count}"), "--timeout", "480"]
+        ["--count", str(count), "--workdir", str(run_dir), "--timeout", "480", "--dhcp", dhcp]
     )
     args.webhook_port = lab.WEBHOOK_PORT
     result = lab.run(args)
@@ -73,16 +75,32 @@ def run_lab(count: int, workdir: Path) -> lab.LabResult:
     return result
 
 
+SOURCE = {"isc": "dhcpd@", "kea": "kea-dhcp4@"}
+
+
+def granted(dhcp: str, address: str, mac: str, hostname: str | None, interface: str) -> str:
+    """The DHCP server's log line for a lease it gave (a pattern): dhcpd's DHCPACK names the host and the interface,
+    Kea's DHCP4_LEASE_ALLOC neither (the hook's event carries the host name)."""
+    if dhcp == "kea":
+        return (
+            rf"DHCP4_LEASE_ALLOC \[hwtype=1 {mac}\], cid=\[[^]]*\], tid=0x[0-9a-f]+: lease {address} has been allocated"
+        )
+    host = rf" \({re.escape(hostname)}\)" if hostname else ""
+    return rf"DHCPACK on {address} to {mac}{host} via {interface}"
+
+
 def assert_server(result: lab.LabResult, server: lab.LabServer) -> None:
     name, bmc = server.name, server.sim.bmc
-    dhcpd = result.log("dhcpd.log")
+    dhcp_log = result.dhcp_log
 
     # the BMC's own lease, and the hook's event for it
     assert server.sim.lease_ip == bmc.address, result.log(f"udhcpc-{name}.log")
-    assert re.search(rf"DHCPACK on {re.escape(bmc.address)} to {bmc.bmc_mac} \(ilo-{name}\) via oob", dhcpd), dhcpd
-    assert f"published dhcp_lease {bmc.bmc_mac} {bmc.address}" in dhcpd
-    # the server's PXE boot: dhcpd leased its eno1, iPXE fetched boot.ipxe, its uuid script, kernel and initrd
-    assert re.search(rf"DHCPACK on {re.escape('10.77.1.')}\d+ to {bmc.nic_macs[0]} via data1", dhcpd)
+    assert re.search(granted(result.dhcp, re.escape(bmc.address), bmc.bmc_mac, f"ilo-{name}", "oob"), dhcp_log), (
+        dhcp_log
+    )
+    assert f"published dhcp_lease {bmc.bmc_mac} {bmc.address}" in dhcp_log
+    # the server's PXE boot: the DHCP server leased its eno1, iPXE fetched boot.ipxe, its uuid script, kernel and initrd
+    assert re.search(granted(result.dhcp, re.escape("10.77.1.") + r"\d+", bmc.nic_macs[0], None, "data1"), dhcp_log)
     http = result.log("http.log")
     for path in ("/boot.ipxe", f"/pxe/{bmc.uuid.lower()}.ipxe", "/image/vmlinuz", "/image/initrd.gz"):
         assert f'"GET {path} HTTP/1.1" 200' in http, http
@@ -98,6 +116,8 @@ def assert_server(result: lab.LabResult, server: lab.LabServer) -> None:
     for event_type, cause_type in CAUSES.items():
         assert first[event_type]["causation_id"] == first[cause_type]["event_id"], (event_type, first[event_type])
     assert first["dhcp_lease"]["data"]["ip"] == bmc.address
+    assert first["dhcp_lease"]["data"]["hostname"] == f"ilo-{name}", first["dhcp_lease"]
+    assert str(first["dhcp_lease"]["source"]).startswith(SOURCE[result.dhcp]), first["dhcp_lease"]
 
     # NetBox: states and timestamps in order, identity, NICs, cables
     row = next(r for r in result.rows if r["name"] == name)
@@ -134,15 +154,16 @@ def assert_server(result: lab.LabResult, server: lab.LabServer) -> None:
 
 
 @pytest.mark.parametrize(
-    "count",
+    ("count", "dhcp"),
     [
-        pytest.param(1, id="one-server"),
-        pytest.param(3, id="three-servers", marks=pytest.mark.skipif(WANTED == "one", reason="BM_LAB_E2E=one")),
+        pytest.param(1, "isc", id="one-server"),
+        pytest.param(1, "kea", id="one-server-kea"),
+        pytest.param(3, "isc", id="three-servers", marks=pytest.mark.skipif(WANTED == "one", reason="BM_LAB_E2E=one")),
     ],
 )
 @pytest.mark.timeout(1200)
-def test_lab_e2e(lab_env: Path, count: int) -> None:
-    result = run_lab(count, lab_env)
+def test_lab_e2e(lab_env: Path, count: int, dhcp: str) -> None:
+    result = run_lab(count, lab_env, dhcp)
     for server in result.servers:
         assert_server(result, server)
     budget = float(os.environ.get("BM_LAB_BUDGET_S", BUDGET_S[count]))

@@ -1,4 +1,5 @@
-"""The ISC dhcpd hook (files/dhcp_hook.py) run as dhcpd runs it: Debian's /usr/bin/python3, a real Redis."""
+"""The DHCP hook run as the DHCP servers run it, Debian's /usr/bin/python3 and a real Redis: ISC dhcpd's entry point
+(files/dhcp_hook.py, arguments) and Kea's (files/kea-hook.sh -> kea_hook.py, the hook point and Kea's environment)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from integration.events.redis_server import RedisServer
 
 C = Path(__file__).resolve().parents[3] / "collections/ansible_collections/bm/lifecycle"
 HOOK = C / "files/dhcp_hook.py"
+KEA_HOOK = C / "files/kea-hook.sh"
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
@@ -126,3 +128,56 @@ def test_cost_per_call_is_small(bus: RedisClient, redis_server: RedisServer, tmp
         times.append(time.monotonic() - started)
     assert statistics.median(times) < 0.5
     assert len(leases(bus)) == 5
+
+
+def run_kea_hook(settings: Path, point: str, **kea_env: str) -> subprocess.CompletedProcess[str]:
+    """As Kea's run_script does: the hook point as the only argument, Kea's variables as the whole environment (the
+    settings file's path is the one thing added: the installed hook reads /etc/bm-lifecycle/dhcp-hook.conf)."""
+    environ = {"BM_HOOK_CONFIG": str(settings), **kea_env}
+    return subprocess.run([str(KEA_HOOK), point], env=environ, capture_output=True, text=True, timeout=10)
+
+
+def kea_settings(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "dhcp-hook.conf"
+    path.write_text(f"# as install_dhcp_hook writes it\nBM_REDIS_URL={url}\nBM_HOOK_SPOOL={tmp_path / 'spool'}\n")
+    return path
+
+
+def test_kea_committed_leases_are_published(bus: RedisClient, redis_server: RedisServer, tmp_path: Path) -> None:
+    settings = kea_settings(tmp_path, redis_server.url)
+    out = run_kea_hook(
+        settings, "leases4_committed", QUERY4_TYPE="DHCPREQUEST", LEASES4_SIZE="2", DELETED_LEASES4_SIZE="0",
+        LEASES4_AT0_ADDRESS="192.0.2.30", LEASES4_AT0_HWADDR="94:40:c9:5e:07:b0", LEASES4_AT0_HOSTNAME="ilo-30",
+        LEASES4_AT1_ADDRESS="192.0.2.31", LEASES4_AT1_HWADDR="94:40:C9:5E:07:B1", LEASES4_AT1_HOSTNAME="",
+    )  # fmt: skip
+    assert out.returncode == 0 and "published dhcp_lease 94:40:c9:5e:07:b0 192.0.2.30" in out.stderr, out.stderr
+    got = leases(bus)
+    assert [lease["data"] for lease in got] == [
+        {"ip": "192.0.2.30", "mac": "94:40:c9:5e:07:b0", "hostname": "ilo-30", "dhcp_server": os.uname().nodename},
+        {"ip": "192.0.2.31", "mac": "94:40:c9:5e:07:b1", "hostname": None, "dhcp_server": os.uname().nodename},
+    ]
+    assert all(str(lease["source"]).startswith("kea-dhcp4@") for lease in got)
+
+
+@pytest.mark.parametrize("point", ["lease4_renew", "lease4_expire", "lease4_release", "lease4_decline", "unknown"])
+def test_kea_other_hook_points_publish_nothing(
+    bus: RedisClient, redis_server: RedisServer, tmp_path: Path, point: str
+) -> None:
+    """A renewal reaches leases4_committed too: publishing lease4_renew as well would send its lease twice."""
+    settings = kea_settings(tmp_path, redis_server.url)
+    mac = "94:40:c9:5e:07:b0"
+    out = run_kea_hook(settings, point, LEASE4_ADDRESS="192.0.2.40", LEASE4_HWADDR=mac, LEASES4_SIZE="1",
+                       LEASES4_AT0_ADDRESS="192.0.2.40", LEASES4_AT0_HWADDR=mac)  # fmt: skip
+    assert out.returncode == 0 and not out.stderr
+    assert not leases(bus) and not (tmp_path / "spool").exists()
+
+
+def test_kea_invalid_lease_is_dropped_and_redis_down_spools(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    settings = kea_settings(tmp_path, server.url)
+    out = run_kea_hook(settings, "leases4_committed", LEASES4_SIZE="2",
+                       LEASES4_AT0_ADDRESS="192.0.2.50", LEASES4_AT0_HWADDR="not-a-mac",
+                       LEASES4_AT1_ADDRESS="192.0.2.51", LEASES4_AT1_HWADDR="94:40:c9:5e:07:b3")  # fmt: skip
+    assert out.returncode == 0 and "invalid MAC address 'not-a-mac'" in out.stderr
+    [spooled] = (tmp_path / "spool").glob("*.json")
+    assert json.loads(spooled.read_text())["data"]["mac"] == "94:40:c9:5e:07:b3"

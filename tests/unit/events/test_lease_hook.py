@@ -1,6 +1,6 @@
 """The DHCP hook's own standard-library code (files/bm_lease_hook.py) held to what it stands in for: MAC normalisation
 (module_utils/_mac.py), IP parsing (ipaddress), host names (the RFC 1123 pattern), JSON strings (json), the envelope
-(module_utils/_envelope.py validates it), Redis URLs."""
+(module_utils/_envelope.py validates it), Redis URLs; and the Kea entry point's reading of Kea's environment."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def load(name: str) -> ModuleType:
 
 
 hook = load("bm_lease_hook")
+kea = load("kea_hook")
 # The pattern the hook used while it could afford `re` (RFC 1123 labels, 253 characters, one trailing dot).
 HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
@@ -195,3 +196,24 @@ def test_redis_urls(url: str | None, password: str | None, want: tuple[Any, ...]
 def test_bad_redis_urls_are_refused(url: str) -> None:
     with pytest.raises(hook.RedisError):
         hook.RedisURL(url)
+
+
+def test_kea_committed_leases_come_from_the_environment() -> None:
+    environ = {
+        "LEASES4_SIZE": "2",
+        "LEASES4_AT0_ADDRESS": "10.77.0.100",
+        "LEASES4_AT0_HWADDR": "94:40:c9:5e:07:b0",
+        "LEASES4_AT0_HOSTNAME": "ilo-lab001",
+        "LEASES4_AT1_ADDRESS": "10.77.0.101",
+        "LEASES4_AT1_HWADDR": "94:40:c9:5e:07:b1",
+        "DELETED_LEASES4_SIZE": "0",
+    }
+    log = Lines()
+    assert kea.committed_leases(environ, log) == [
+        ("10.77.0.100", "94:40:c9:5e:07:b0", "ilo-lab001"),
+        ("10.77.0.101", "94:40:c9:5e:07:b1", ""),
+    ]
+    assert kea.committed_leases({"LEASES4_SIZE": "x"}, log) == [] and "not a count" in log.lines[-1][1]
+    assert kea.committed_leases({}, log) == []
+    many = kea.committed_leases({"LEASES4_SIZE": "1000"}, log)
+    assert len(many) == hook.MAX_LEASES and "first 64" in log.lines[-1][1]

@@ -1,9 +1,10 @@
 """The install playbooks, run for real into a scratch root: the rendered systemd unit passes systemd-analyze verify,
-the DHCP hook lands where dhcpd's include points and works from there; check mode writes nothing; a second run
-changes nothing."""
+the DHCP hook lands where ISC dhcpd's include or Kea's hook-library stanza points and works from there (each server's
+own config check accepts the result); check mode writes nothing; a second run changes nothing."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -81,6 +82,7 @@ def dhcp_root(tmp_path: Path) -> tuple[Path, list[str]]:
         "-e", f"bm_dhcp_collections_root={tmp_path}/collections",
         "-e", f"bm_dhcp_hook_conf={tmp_path}/etc/dhcp/bm-lifecycle-hook.conf",
         "-e", f"bm_dhcp_conf={tmp_path}/etc/dhcp/dhcpd.conf",
+        "-e", f"bm_dhcp_kea_conf={tmp_path}/etc/kea/kea-dhcp4.conf",  # absent: auto-detection finds ISC dhcpd
         "-e", f"bm_dhcp_settings_file={tmp_path}/etc/bm-lifecycle/dhcp-hook.conf",
         "-e", f"bm_dhcp_spool_dir={tmp_path}/spool",
         "-e", "bm_dhcp_redis_url=redis://127.0.0.1:1/0",
@@ -137,3 +139,98 @@ def test_install_dhcp_hook_installs_a_working_hook_idempotently(dhcp_root: tuple
     assert len(spooled) == 1, run.stderr
     event = json.loads(spooled[0].read_text())
     assert event["event_type"] == "dhcp_lease" and event["data"]["mac"] == "94:40:c9:5e:7a:b0"
+
+
+KEA_CONF = """// kea-dhcp4.conf as an operator keeps it: comments, a commented-out example of the hook list
+{
+"Dhcp4": {
+    "interfaces-config": { "interfaces": [ ] },
+    # "hooks-libraries": [ { "library": "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_legal_log.so" } ],
+    "lease-database": { "type": "memfile", "lfc-interval": 3600 },
+    /* the list, when there is one */
+    HOOKS
+    "subnet4": [ { "id": 1, "subnet": "192.0.2.0/24", "pools": [ { "pool": "192.0.2.100 - 192.0.2.199" } ] } ],
+    "valid-lifetime": 600
+}
+}
+"""
+LEASE_CMDS = '{ "library": "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_lease_cmds.so" }'
+HOOK_LISTS = {
+    "no-list": "",
+    "empty-list": '"hooks-libraries": [ ],',
+    "other-library": f'"hooks-libraries": [\n        {LEASE_CMDS}\n    ],',
+}
+
+
+def kea_root(tmp_path: Path, hooks: str = "other-library") -> tuple[Path, list[str]]:
+    """A scratch root with a kea-dhcp4.conf whose hooks-libraries list is `hooks` (a key of HOOK_LISTS)."""
+    (tmp_path / "etc" / "kea").mkdir(parents=True)
+    (tmp_path / "etc" / "kea" / "kea-dhcp4.conf").write_text(KEA_CONF.replace("HOOKS", HOOK_LISTS[hooks]))
+    args = [
+        "-e", "bm_dhcp_hosts=localhost",
+        "-e", f"bm_dhcp_collections_root={tmp_path}/collections",
+        "-e", f"bm_dhcp_conf={tmp_path}/etc/dhcp/dhcpd.conf",  # absent: auto-detection finds Kea
+        "-e", f"bm_dhcp_kea_conf={tmp_path}/etc/kea/kea-dhcp4.conf",
+        "-e", f"bm_dhcp_kea_stanza={tmp_path}/etc/kea/bm-lifecycle-hook.json",
+        "-e", f"bm_dhcp_settings_file={tmp_path}/etc/bm-lifecycle/dhcp-hook.conf",
+        "-e", f"bm_dhcp_spool_dir={tmp_path}/spool",
+        "-e", f"bm_dhcp_hook_owner={getpass.getuser()}",
+        "-e", "bm_dhcp_redis_url=redis://127.0.0.1:1/0",
+        "-e", "bm_dhcp_service=",
+    ]  # fmt: skip
+    assert Path("/usr/sbin/kea-dhcp4").exists(), "kea-dhcp4-server (requirements/apt.txt)"
+    return tmp_path, args
+
+
+def test_install_dhcp_hook_for_kea_check_mode_writes_nothing(tmp_path: Path) -> None:
+    root, args = kea_root(tmp_path)
+    conf = root / "etc" / "kea" / "kea-dhcp4.conf"
+    before = files_under(root), conf.read_text()
+    proc = ansible_playbook("bm.lifecycle.install_dhcp_hook", *args, "--check", "--diff")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert recap(proc.stdout)["changed"] > 0
+    include = f'<?include "{root}/etc/kea/bm-lifecycle-hook.json"?>'
+    assert any(line.startswith("+") and include in line for line in proc.stdout.splitlines()), proc.stdout  # diff
+    assert (files_under(root), conf.read_text()) == before
+
+
+@pytest.mark.parametrize("hooks", sorted(HOOK_LISTS))
+def test_install_dhcp_hook_for_kea_installs_a_working_hook_idempotently(tmp_path: Path, hooks: str) -> None:
+    root, args = kea_root(tmp_path, hooks)
+    first = ansible_playbook("bm.lifecycle.install_dhcp_hook", *args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = ansible_playbook("bm.lifecycle.install_dhcp_hook", *args)
+    assert second.returncode == 0 and recap(second.stdout)["changed"] == 0, second.stdout
+
+    files = root / "collections" / "ansible_collections" / "bm" / "lifecycle" / "files"
+    stanza_path = root / "etc" / "kea" / "bm-lifecycle-hook.json"
+    stanza = json.loads(stanza_path.read_text())
+    assert stanza == {
+        "library": "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_run_script.so",
+        "parameters": {"name": str(files / "kea-hook.sh"), "sync": False},
+    }
+    conf = root / "etc" / "kea" / "kea-dhcp4.conf"
+    text = conf.read_text()
+    assert text.count(f'<?include "{stanza_path}"?>') == 1, text
+    assert '# "hooks-libraries"' in text and "// kea-dhcp4.conf as an operator keeps it" in text  # comments kept
+    check = subprocess.run(["/usr/sbin/kea-dhcp4", "-t", str(conf)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert list((files / "__pycache__").glob("kea_hook.*.pyc")) and os.access(files / "kea-hook.sh", os.X_OK)
+
+    # The installed hook as Kea runs it: the hook point as argument, only Kea's variables; Redis is down: it spools.
+    kea_env = {"LEASES4_SIZE": "1", "LEASES4_AT0_ADDRESS": "10.1.100.22", "LEASES4_AT0_HWADDR": "94:40:c9:5e:7a:b1",
+               "BM_HOOK_CONFIG": str(root / "etc" / "bm-lifecycle" / "dhcp-hook.conf")}  # fmt: skip
+    run = subprocess.run([str(files / "kea-hook.sh"), "leases4_committed"], cwd="/", env=kea_env,
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    [spooled] = (root / "spool").glob("*.json")
+    event = json.loads(spooled.read_text())
+    assert event["data"]["mac"] == "94:40:c9:5e:7a:b1" and event["source"].startswith("kea-dhcp4@")
+
+
+def test_install_dhcp_hook_refuses_to_guess(tmp_path: Path) -> None:
+    root, args = kea_root(tmp_path)
+    (root / "etc" / "dhcp").mkdir()
+    (root / "etc" / "dhcp" / "dhcpd.conf").write_text("authoritative;\n")  # both servers' configuration: which one?
+    proc = ansible_playbook("bm.lifecycle.install_dhcp_hook", *args, "--check")
+    assert proc.returncode != 0 and "set -e bm_dhcp_server=isc or kea" in proc.stdout, proc.stdout

@@ -71,8 +71,8 @@ def test_reset_check_apply_and_apply_again(nb: pynetbox.api, stack: dict[str, st
 
     checked = run("reset", stack, *confirm("--check", "--diff"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert '-    "lifecycle_state": "hardening_failed"' in checked.stdout
-    assert '+    "hardened_at": null' in checked.stdout
+    assert '-        "lifecycle_state": "hardening_failed"' in checked.stdout
+    assert '+        "hardened_at": null' in checked.stdout
     unchanged = nb.dcim.devices.get(before.id)
     assert dict(unchanged.custom_fields) == dict(before.custom_fields)
     assert len(journal(nb, before.id)) == entries

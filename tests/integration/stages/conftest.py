@@ -53,14 +53,6 @@ class Run:
     def netbox_requests(self) -> dict[str, int]:
         return {h: sum(int(r.get("netbox_requests") or 0) for r in rs) for h, rs in self.hosts.items()}
 
-    def task(self, host_prefix: str, name_part: str) -> dict[str, Any]:
-        for host, results in self.hosts.items():
-            if host.startswith(host_prefix):
-                for r in results:
-                    if name_part in r["_task"]:
-                        return r
-        raise AssertionError(f"no task {name_part!r} on {host_prefix}: {self.stdout[-3000:]}")
-
     def output(self) -> str:
         return self.stdout + self.stderr
 

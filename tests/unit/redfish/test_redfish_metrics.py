@@ -123,14 +123,6 @@ def test_prometheus_textfile_is_well_formed_and_atomic(tmp_path: Path) -> None:
     assert path.read_text() == text and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
 
 
-def test_netbox_rows_only_for_successful_polls() -> None:
-    rows = m.netbox_rows([ok_result("a", 250.6, 1), ok_result("b", None, 2), {"name": "c", "ok": False}], MOMENT)
-    assert rows == [
-        {"id": 1, "custom_fields": {"last_monitored_at": "2026-02-11T10:10:00Z", "last_power_watts": 251}},
-        {"id": 2, "custom_fields": {"last_monitored_at": "2026-02-11T10:10:00Z"}},
-    ]
-
-
 class FakeNetBox:
     def __init__(self, devices: list[dict[str, Any]]) -> None:
         self.devices = devices
@@ -147,7 +139,7 @@ class FakeNetBox:
         self.calls.append(("POST", path, rows))
 
 
-def test_first_successful_poll_moves_hardened_staged_to_monitored_in_the_bulk_patch() -> None:
+def test_first_successful_poll_moves_hardened_staged_to_monitored_and_nothing_else_is_written(bus: Any) -> None:
     tenant = {"slug": "baremetal-staging"}
     devices = [
         {
@@ -160,19 +152,22 @@ def test_first_successful_poll_moves_hardened_staged_to_monitored_in_the_bulk_pa
             },
         },
         {"id": 2, "name": "b", "tenant": tenant, "custom_fields": {"lifecycle_state": "monitored"}},
+        {"id": 3, "name": "c", "tenant": tenant, "custom_fields": {"lifecycle_state": "staged", "hardened_at": None}},
     ]
     netbox = FakeNetBox(devices)
-    targets = {"a": {"state": "staged"}, "b": {"state": "monitored"}}
-    synced = m.sync_netbox(
-        netbox, [ok_result("a", 100, 1), ok_result("b", 200, 2)], targets, MOMENT, tenant="baremetal-staging"
-    )
-    assert synced["monitored"] == ["a"] and synced["updated"] == 2
+    targets = {"a": {"state": "staged"}, "b": {"state": "monitored"}, "c": {"state": "staged"}}
+    polled = [ok_result("a", 100.4, 1), ok_result("b", 200, 2), ok_result("c", 50, 3), {"name": "d", "ok": False}]
+    synced = m.sync_netbox(netbox, bus, polled, targets, tenant="baremetal-staging")
+    assert synced == {"monitored": ["a"], "updated": 1}  # c is not hardened: the state machine refuses it
     patches = [c for c in netbox.calls if c[0] == "PATCH"]
     assert len(patches) == 1 and patches[0][1] == "/api/dcim/devices/"
-    assert patches[0][2][0]["custom_fields"]["lifecycle_state"] == "monitored"
-    assert "lifecycle_state" not in patches[0][2][1]["custom_fields"]
+    [row] = patches[0][2]
+    assert row["id"] == 1 and row["custom_fields"]["lifecycle_state"] == "monitored"
+    assert row["custom_fields"]["last_power_watts"] == 100 and row["custom_fields"]["last_monitored_at"]
     journals = [c for c in netbox.calls if c[0] == "POST"]
-    assert journals and journals[0][2][0]["assigned_object_id"] == 1
+    assert journals and [j["assigned_object_id"] for j in journals[0][2]] == [1]
+    assert m.sync_netbox(netbox, bus, [ok_result("b", 200, 2)], targets, tenant="baremetal-staging")["updated"] == 0
+    assert len(netbox.calls) == 3  # one read, one PATCH, one journal POST: a monitored device's readings stay out
 
 
 @pytest.mark.parametrize("health", [["OK", None, "Warning"], ["Critical", "OK"]])

@@ -1,4 +1,5 @@
-"""Compare-and-set transitions, the device lock, lease matching and BMC IP reconciliation, on a fake NetBox."""
+"""The state machine (plans, guards, timestamps), the batch writer under the device locks, lease matching and BMC IP
+reconciliation, on a fake NetBox."""
 
 from __future__ import annotations
 
@@ -8,14 +9,21 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.bm.lifecycle.plugins.module_utils import _transition
+from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
+    STATES,
+    TRANSITIONS,
+    Plan,
+    admits,
+    transition_named,
+)
+from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import plan as plan_of
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
-    DeviceLock,
+    DeviceLocks,
     LockBusy,
     NetBoxError,
-    match_lease,
-    plan_transition,
+    match_leases,
     reconcile_bmc_ip,
-    transition,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
 
@@ -28,72 +36,83 @@ def device(state: str = "staged", tenant: dict[str, Any] | None = TENANT, **cf: 
     return {"id": 1, "name": "srv001", "tenant": tenant, "custom_fields": fields, "oob_ip": None}
 
 
-def plan(dev: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    kw.setdefault("expected", ["staged"])
-    kw.setdefault("state", "discovery")
+def plan(dev: dict[str, Any], name: str = "discover", **kw: Any) -> Plan:
     kw.setdefault("tenant", "baremetal-staging")
-    return plan_transition(dev, timestamp=STAMP, **kw)
+    return plan_of(dev, transition_named(name), timestamp=STAMP, **kw)
+
+
+def test_the_table_is_closed_and_every_target_is_a_state() -> None:
+    for t in TRANSITIONS.values():
+        assert t.target in STATES and set(t.sources) <= set(STATES), t
+    with pytest.raises(ValueError, match="unknown lifecycle transition 'fly'"):
+        transition_named("fly")
 
 
 def test_staged_to_discovery_sets_state_and_timestamps() -> None:
-    p = plan(device(), expected_fields={"hardened_at": None})
-    assert p["ok"]
-    assert p["patch"] == {
+    p = plan(device())
+    assert p.refused is None and p.moves
+    assert p.patch == {
         "custom_fields": {"lifecycle_state": "discovery", "lifecycle_changed_at": STAMP, "discovered_at": STAMP}
     }
-    assert p["before"]["lifecycle_state"] == "staged"
+    assert p.before["lifecycle_state"] == "staged"
 
 
 @pytest.mark.parametrize(
-    ("state", "field"),
-    [("validating", "pxe_boot_initiated_at"), ("validation_completed", "validation_completed_at"),
-     ("monitored", "last_monitored_at"), ("provisioning_failed", None)],
+    ("name", "source", "field"),
+    [("claim_pxe_boot", "discovery", "pxe_boot_initiated_at"),
+     ("complete_validation", "validating", "validation_completed_at"),
+     ("start_hardening", "validation_completed", None), ("complete_hardening", "hardening", "hardened_at"),
+     ("fail_provisioning", "validating", None), ("time_out_validation", "validating", None)],
 )  # fmt: skip
-def test_each_state_stamps_its_field(state: str, field: str | None) -> None:
-    cf = plan(device("x"), expected=["x"], state=state)["patch"]["custom_fields"]
+def test_each_transition_stamps_its_field(name: str, source: str, field: str | None) -> None:
+    cf = plan(device(source), name).patch["custom_fields"]
     assert cf["lifecycle_changed_at"] == STAMP
-    expected = {"lifecycle_state", "lifecycle_changed_at"} | ({field} if field else set())
-    assert set(cf) == expected
+    assert set(cf) == {"lifecycle_state", "lifecycle_changed_at"} | ({field} if field else set())
 
 
-def test_staged_from_hardening_stamps_hardened_at_but_not_from_elsewhere() -> None:
-    assert "hardened_at" in plan(device("hardening"), expected=["hardening"], state="staged")["patch"]["custom_fields"]
-    reset = plan(device("provisioning_failed"), expected=["provisioning_failed"], state="staged")
-    assert "hardened_at" not in reset["patch"]["custom_fields"]
+def test_monitoring_needs_hardened_and_discovery_needs_not_hardened() -> None:
+    hardened = device(hardened_at=STAMP)
+    assert plan(hardened, "start_monitoring").patch["custom_fields"]["last_monitored_at"] == STAMP
+    assert plan(device(), "start_monitoring").refused == "hardened"
+    assert plan(hardened).refused == "hardened"
+    assert admits(device(), "discover", "baremetal-staging") and not admits(hardened, "discover", "baremetal-staging")
+
+
+def test_reset_from_a_failure_does_not_stamp_hardened_at() -> None:
+    reset = plan(device("provisioning_failed"), "reset")
+    assert "hardened_at" not in reset.patch["custom_fields"]
+    assert TRANSITIONS["reset"].journal_kind == "warning"
 
 
 def test_wrong_state_changes_nothing_and_says_so() -> None:
     p = plan(device("validating"))
-    assert not p["ok"]
-    assert p["reason"] == "state"
-    assert "is in state 'validating', not 'staged'" in p["msg"]
-    assert p["patch"] == {}
+    assert p.refused == "state" and not p.moves
+    assert "is in state 'validating', not 'staged'" in p.msg
+    assert p.patch == {}
 
 
-def test_hardened_staged_device_is_not_discovered() -> None:
-    p = plan(device(hardened_at=STAMP), expected_fields={"hardened_at": None})
-    assert not p["ok"]
-    assert p["reason"] == "fields"
+def test_expected_fields_are_compared_under_the_lock() -> None:
+    since = "2026-11-25T04:00:00Z"
+    dev = device("validating", lifecycle_changed_at=since)
+    assert plan(dev, "time_out_validation", expected_fields={"lifecycle_changed_at": since}).refused is None
+    late = plan(dev, "time_out_validation", expected_fields={"lifecycle_changed_at": STAMP})
+    assert late.refused == "fields"
 
 
 def test_foreign_tenant_is_refused() -> None:
     other = {"id": 2, "name": "production", "slug": "production"}
     for tenant in (other, None):
-        p = plan(device(tenant=tenant))
-        assert not p["ok"]
-        assert p["reason"] == "tenant"
+        assert plan(device(tenant=tenant)).refused == "tenant"
 
 
 def test_custom_and_device_fields_go_in_the_same_patch() -> None:
     p = plan(
         device("hardening"),
-        expected=["hardening"],
-        state="staged",
+        "complete_hardening",
         custom_fields={"hardened_at": "2026-01-01T00:00:00Z", "last_power_watts": 190},
         device_fields={"oob_ip": 7},
-        timestamp_field="",
     )
-    assert p["patch"] == {
+    assert p.patch == {
         "oob_ip": 7,
         "custom_fields": {
             "lifecycle_state": "staged",
@@ -104,88 +123,139 @@ def test_custom_and_device_fields_go_in_the_same_patch() -> None:
     }
 
 
-def test_update_within_a_state_without_difference_is_a_noop() -> None:
-    dev = device("monitored", last_power_watts=190)
-    p = plan(dev, expected=["monitored"], state="monitored", custom_fields={"last_power_watts": 190})
-    assert p["ok"]
-    assert p["patch"] == {}
+def test_reset_of_a_staged_device_without_difference_is_a_noop() -> None:
+    p = plan(device("staged"), "reset", custom_fields={"hardened_at": None})
+    assert p.refused is None and not p.moves
+    assert p.patch == {}
 
 
-def routes_for(dev: dict[str, Any], journal: list[Any]) -> dict[tuple[str, str], Any]:
-    def patch(_: dict[str, Any], body: Any) -> dict[str, Any]:
-        for k, v in body.get("custom_fields", {}).items():
-            dev["custom_fields"][k] = {"value": v, "label": v} if k == "lifecycle_state" else v
-        return dev
+def routes_for(devices: list[dict[str, Any]], journal: list[Any]) -> dict[tuple[str, str], Any]:
+    by_id = {d["id"]: d for d in devices}
 
-    def post_journal(_: dict[str, Any], body: Any) -> dict[str, Any]:
-        journal.append(body)
-        return {"id": len(journal)}
+    def listing(params: dict[str, Any], _: Any) -> dict[str, Any]:
+        wanted = params.get("id") or []
+        found = [by_id[int(i)] for i in wanted if int(i) in by_id]
+        return {"count": len(found), "next": None, "results": found}
+
+    def patch(_: dict[str, Any], rows: Any) -> list[dict[str, Any]]:
+        for row in rows:
+            for k, v in row.get("custom_fields", {}).items():
+                by_id[row["id"]]["custom_fields"][k] = {"value": v, "label": v} if k == "lifecycle_state" else v
+        return [by_id[row["id"]] for row in rows]
+
+    def post_journal(_: dict[str, Any], rows: Any) -> list[dict[str, Any]]:
+        journal.extend(rows)
+        return [{"id": len(journal) - len(rows) + n + 1} for n in range(len(rows))]
 
     def find_journal(params: dict[str, Any], _: Any) -> dict[str, Any]:
         return {"count": sum(1 for j in journal if params["q"] in j["comments"]), "results": []}
 
     return {
-        ("GET", "/api/dcim/devices/1/"): lambda *_: dev,
-        ("PATCH", "/api/dcim/devices/1/"): patch,
+        ("GET", "/api/dcim/devices/"): listing,
+        ("PATCH", "/api/dcim/devices/"): patch,
         ("POST", "/api/extras/journal-entries/"): post_journal,
         ("GET", "/api/extras/journal-entries/"): find_journal,
     }
 
 
-def test_transition_under_lock_then_duplicate_is_refused(bus: RedisClient, fake_netbox: Callable[..., Any]) -> None:
-    dev, journal = device(), list[Any]()
-    nb = fake_netbox(routes_for(dev, journal))
-    kw: dict[str, Any] = {"expected": ["staged"], "state": "discovery", "reason": "lease", "event_id": "ev-1"}
-    first = transition(nb, bus, 1, **kw)
-    assert first["changed"] and first["transitioned"]
-    assert first["journal_entry"] == 1
+def apply(nb: Any, bus: RedisClient | None, name: str, *requests: _transition.Request, write: bool = True) -> Any:
+    return _transition.apply(
+        nb, bus, transition_named(name), list(requests), actor="test", tenant="baremetal-staging", write=write
+    )
+
+
+def test_batch_is_one_read_one_patch_one_journal_post(bus: RedisClient, fake_netbox: Callable[..., Any]) -> None:
+    devices = [{**device(), "id": i, "name": f"srv00{i}"} for i in (1, 2, 3)]
+    devices[2]["custom_fields"]["lifecycle_state"] = {"value": "validating", "label": "validating"}
+    journal: list[Any] = []
+    nb = fake_netbox(routes_for(devices, journal))
+    out = apply(nb, bus, "discover", *(_transition.Request(i, "lease", f"ev-{i}") for i in (1, 2, 3)))
+    assert [r["transitioned"] for r in out] == [True, True, False]
+    assert out[2]["refused"] == "state"
+    assert [(m, p) for m, p, _b in nb.writes()] == [
+        ("PATCH", "/api/dcim/devices/"),
+        ("POST", "/api/extras/journal-entries/"),
+    ]
+    assert nb.requests == 3
+    assert [r["journal_entry"] for r in out] == [1, 2, None]
     assert "staged -> discovery" in journal[0]["comments"] and "ev-1" in journal[0]["comments"]
     assert journal[0]["assigned_object_type"] == "dcim.device"
     assert bus.call("KEYS", "bm:lock:*") == []  # released
-    again = transition(nb, bus, 1, **kw)
-    assert not again["changed"]
-    assert again["refused"] == "state"
-    assert len(journal) == 1
+    again = apply(nb, bus, "discover", _transition.Request(1, "lease", "ev-1"))
+    assert not again[0]["changed"] and again[0]["refused"] == "state"
+    assert len(journal) == 2
 
 
 def test_missing_journal_entry_is_repaired_on_redelivery(bus: RedisClient, fake_netbox: Callable[..., Any]) -> None:
-    dev, journal = device("discovery"), list[Any]()  # a first run changed the state and died before its journal entry
-    nb = fake_netbox(routes_for(dev, journal))
-    out = transition(nb, bus, 1, expected=["staged"], state="discovery", reason="lease", event_id="ev-9")
+    journal: list[Any] = []  # a first run changed the state and died before its journal entry
+    nb = fake_netbox(routes_for([device("discovery")], journal))
+    [out] = apply(nb, bus, "discover", _transition.Request(1, "lease", "ev-9"))
     assert out["changed"] and not out["transitioned"]
-    assert len(journal) == 1 and "ev-9" in journal[0]["comments"]
+    assert len(journal) == 1 and "ev-9" in journal[0]["comments"] and "written late" in journal[0]["comments"]
+
+
+def test_a_locked_device_is_left_alone_and_its_batch_mates_go_on(
+    bus: RedisClient, fake_netbox: Callable[..., Any]
+) -> None:
+    devices = [{**device(), "id": i, "name": f"srv00{i}"} for i in (1, 2)]
+    nb = fake_netbox(routes_for(devices, []))
+    bus.call("SET", "bm:lock:device:2", "another-run")
+    out = _transition.apply(
+        nb, bus, transition_named("discover"), [_transition.Request(1, "r"), _transition.Request(2, "r")],
+        actor="test", tenant="baremetal-staging", lock_wait=0.2,
+    )  # fmt: skip
+    assert out[0]["transitioned"] and out[1]["refused"] == "locked"
+    assert devices[1]["custom_fields"]["lifecycle_state"]["value"] == "staged"
+    assert bus.call("GET", "bm:lock:device:2") == b"another-run"
 
 
 def test_check_mode_writes_nothing_and_takes_no_lock(fake_netbox: Callable[..., Any]) -> None:
-    dev, journal = device(), list[Any]()
-    nb = fake_netbox(routes_for(dev, journal))
-    out = transition(nb, None, "1", expected=["staged"], state="discovery", reason="r", check_mode=True)
+    nb = fake_netbox(routes_for([device()], []))
+    [out] = apply(nb, None, "discover", _transition.Request("1", "r"), write=False)
     assert out["changed"] and out["transitioned"]
     assert out["diff"]["after"]["lifecycle_state"] == "discovery"
     assert nb.writes() == []
 
 
-def test_lock_is_exclusive_and_released_only_by_its_holder(bus: RedisClient) -> None:
-    with DeviceLock(bus, 5, ttl=5, wait=0):
+def test_unknown_device_is_refused_as_missing(bus: RedisClient, fake_netbox: Callable[..., Any]) -> None:
+    [out] = apply(fake_netbox(routes_for([], [])), bus, "discover", _transition.Request(7, "r"))
+    assert out["refused"] == "missing" and not out["changed"]
+
+
+def test_request_needs_a_device_and_a_reason() -> None:
+    with pytest.raises(ValueError, match="needs a reason"):
+        _transition.Request.from_dict({"device": 1}, {})
+    with pytest.raises(ValueError, match="unknown keys"):
+        _transition.Request.from_dict({"device": 1, "state": "x"}, {"reason": "r"})
+
+
+def test_locks_are_exclusive_and_released_only_by_their_holder(bus: RedisClient) -> None:
+    with DeviceLocks(bus, [5], ttl=5, wait=0) as mine:
+        assert mine.held == [5]
         started = time.monotonic()
-        with pytest.raises(LockBusy), DeviceLock(bus, 5, ttl=5, wait=0.2):
-            pass
+        with DeviceLocks(bus, [5, 7], ttl=5, wait=0.2) as other:
+            assert other.busy == [5] and other.held == [7]
+            with pytest.raises(LockBusy):
+                other.require()
         assert time.monotonic() - started < 2
         bus.call("SET", "bm:lock:device:6", "someone-else")
-        with pytest.raises(LockBusy), DeviceLock(bus, 6, wait=0):
-            pass
+        with DeviceLocks(bus, [6], wait=0) as third:
+            assert third.busy == [6]
         assert bus.call("GET", "bm:lock:device:6") == b"someone-else"
     assert bus.call("EXISTS", "bm:lock:device:5") == 0
-    with DeviceLock(bus, 5, ttl=5, wait=0):  # free again
+    with DeviceLocks(bus, [5], ttl=5, wait=0):  # free again
         assert 0 < int(bus.call("PTTL", "bm:lock:device:5")) <= 5000
 
 
 # --- lease matching --------------------------------------------------------------------------------------------------
 
+MAC = "94:40:c9:5e:7a:b0"
 
-def mac_row(iface: int, dev: int, name: str = "srv001", obj: str = "dcim.interface") -> dict[str, Any]:
+
+def mac_row(iface: int, dev: int, name: str = "srv001", obj: str = "dcim.interface", mac: str = MAC) -> dict[str, Any]:
     return {
         "id": 100 + iface,
+        "mac_address": mac.upper(),
         "assigned_object_type": obj,
         "assigned_object_id": iface,
         "assigned_object": {"id": iface, "name": f"if{iface}", "device": {"id": dev, "name": name}},
@@ -194,55 +264,54 @@ def mac_row(iface: int, dev: int, name: str = "srv001", obj: str = "dcim.interfa
 
 
 def lease_routes(rows: list[dict[str, Any]], mgmt: bool = True, tenant: dict[str, Any] = TENANT) -> dict[Any, Any]:
-    routes: dict[Any, Any] = {("GET", "/api/dcim/mac-addresses/"): {"count": len(rows), "results": rows}}
-    for r in rows:
-        routes[("GET", f"/api/dcim/interfaces/{r['assigned_object_id']}/")] = {
-            "id": r["assigned_object_id"],
-            "name": "ilo",
-            "mgmt_only": mgmt,
-        }
-    routes[("GET", "/api/dcim/devices/1/")] = device(tenant=tenant)
-    return routes
+    interfaces = [{"id": r["assigned_object_id"], "name": "ilo", "mgmt_only": mgmt} for r in rows]
+    return {
+        ("GET", "/api/dcim/mac-addresses/"): {"count": len(rows), "next": None, "results": rows},
+        ("GET", "/api/dcim/interfaces/"): {"count": len(interfaces), "next": None, "results": interfaces},
+        ("GET", "/api/dcim/devices/"): {"count": 1, "next": None, "results": [device(tenant=tenant)]},
+    }
 
 
 def test_unknown_mac(fake_netbox: Callable[..., Any]) -> None:
     nb = fake_netbox(lease_routes([]))
-    found = match_lease(nb, "9440.C95E.7AB0")
+    found = match_leases(nb, ["9440.C95E.7AB0"])[MAC]
     assert found["match"] == "unknown"
-    assert found["mac"] == "94:40:c9:5e:7a:b0"
-    assert nb.calls[0][2] == {"mac_address": "94:40:c9:5e:7a:b0", "limit": 50}
+    assert found["mac"] == MAC
+    assert nb.calls[0][2]["mac_address"] == [MAC]
     assert nb.requests == 1
 
 
 def test_mac_on_two_devices_is_ambiguous(fake_netbox: Callable[..., Any]) -> None:
     nb = fake_netbox(lease_routes([mac_row(1, 1), mac_row(2, 2, "srv002")]))
-    found = match_lease(nb, "94:40:c9:5e:7a:b0")
+    found = match_leases(nb, [MAC])[MAC]
     assert found["match"] == "ambiguous"
     assert "srv001" in found["msg"] and "srv002" in found["msg"]
 
 
 def test_data_nic_lease_is_not_a_bmc(fake_netbox: Callable[..., Any]) -> None:
-    found = match_lease(fake_netbox(lease_routes([mac_row(3, 1)], mgmt=False)), "94:40:c9:5e:7a:b0")
+    found = match_leases(fake_netbox(lease_routes([mac_row(3, 1)], mgmt=False)), [MAC])[MAC]
     assert found["match"] == "not_bmc"
 
 
 def test_foreign_tenant(fake_netbox: Callable[..., Any]) -> None:
     nb = fake_netbox(lease_routes([mac_row(1, 1)], tenant={"id": 9, "name": "prod", "slug": "prod"}))
-    assert match_lease(nb, "94:40:c9:5e:7a:b0")["match"] == "foreign_tenant"
+    assert match_leases(nb, [MAC])[MAC]["match"] == "foreign_tenant"
 
 
-def test_bmc_match(fake_netbox: Callable[..., Any]) -> None:
+def test_bmc_match_is_three_requests_for_the_batch(fake_netbox: Callable[..., Any]) -> None:
+    other = "94:40:c9:5e:7a:b1"
     nb = fake_netbox(lease_routes([mac_row(1, 1)]))
-    found = match_lease(nb, "94-40-C9-5E-7A-B0")
-    assert found["match"] == "bmc"
-    assert found["device"]["name"] == "srv001"
-    assert found["interface"] == {"id": 1, "name": "ilo"}
+    found = match_leases(nb, ["94-40-C9-5E-7A-B0", other])
+    assert found[MAC]["match"] == "bmc"
+    assert found[MAC]["device"]["name"] == "srv001"
+    assert found[MAC]["interface"] == {"id": 1, "name": "ilo"}
+    assert found[other]["match"] == "unknown"
     assert nb.requests == 3
 
 
 def test_vm_interface_mac_is_unknown(fake_netbox: Callable[..., Any]) -> None:
     nb = fake_netbox(lease_routes([mac_row(1, 1, obj="virtualization.vminterface")]))
-    assert match_lease(nb, "94:40:c9:5e:7a:b0")["match"] == "unknown"
+    assert match_leases(nb, [MAC])[MAC]["match"] == "unknown"
 
 
 # --- BMC IP -----------------------------------------------------------------------------------------------------------

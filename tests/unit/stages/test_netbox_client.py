@@ -10,15 +10,13 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
-    NetBoxClient,
-    NetBoxError,
-    NetBoxUnreachable,
+from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
     custom_field,
     parse_time,
     same_value,
     unwrap,
 )
+from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient, NetBoxError, NetBoxUnreachable
 from integration.events.redis_server import free_port
 
 

@@ -100,7 +100,8 @@ class MemoryNetBox(NetBoxClient):
             elif key.endswith("__ie"):
                 ok = str(row.get(key[:-4], "")).lower() == str(want).lower()
             elif key == "mac_address":
-                ok = row["mac_address"] == normalize_mac(want).upper()
+                wanted = want if isinstance(want, list) else [want]  # a list: any of them (id= repeated in a URL)
+                ok = row["mac_address"] in {normalize_mac(w).upper() for w in wanted}
             else:
                 ok = row.get(key) == want
             if not ok:

@@ -12,10 +12,34 @@ class ModuleDocFragment:
 options:
   address:
     description:
-      - Address of the BMC's Redfish service, as C(host), C(host:port), C([v6addr]:port) or C(https://host:port).
+      - Address of one BMC's Redfish service, as C(host), C(host:port), C([v6addr]:port) or C(https://host:port).
+      - Give O(address) or O(batch).
     type: str
-    required: true
     aliases: [baseuri]
+  batch:
+    description:
+      - A stage's batch (the previous step's C(batch)). The module works on the BMC of every active item at once, at
+        most O(concurrency) in flight, and returns the items; a BMC that fails fails its item alone (C(status=failed),
+        C(failure) says why). See docs/ARCHITECTURE.md, "The stage shape".
+      - An item's BMC is at O(addresses)[device name], else at the device's oob_ip in NetBox.
+    type: list
+    elements: dict
+  addresses:
+    description:
+      - With O(batch), BMC addresses (C(host) or C(host:port)) by device name, overriding NetBox's oob_ip (labs).
+    type: dict
+    default: {}
+  credentials:
+    description:
+      - With O(batch), BMC credentials by device name, each a mapping with C(username) and C(password) (for example
+        from an Ansible Vault file); a device not listed uses O(username) and O(password).
+    type: dict
+    default: {}
+  concurrency:
+    description:
+      - With O(batch), how many BMCs are talked to at once.
+    type: int
+    default: 32
   port:
     description:
       - HTTPS port of the BMC, used when O(address) names none.
@@ -26,13 +50,11 @@ options:
       - BMC account to log in with.
       - If not set, the environment variable E(BM_BMC_USERNAME) is used.
     type: str
-    required: true
   password:
     description:
       - Password of O(username). Keep it in Ansible Vault or the environment, never in the repository.
       - If not set, the environment variable E(BM_BMC_PASSWORD) is used.
     type: str
-    required: true
   ca_path:
     description:
       - CA bundle (a PEM file, or a directory of hashed certificates) that signed the BMC's certificate; set it per

@@ -12,18 +12,19 @@ import datetime
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
+from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
     CHANGED_AT,
     STATE_FIELD,
-    STATE_TIMESTAMPS,
+    TRANSIENT_STATES,
+    TRANSITIONS,
     UTC,
-    NetBoxClient,
     custom_field,
     parse_time,
 )
+from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient
 
-# The states a device passes through on its own; one that stays in them too long is stuck.
-TRANSIENT_STATES = ("discovery", "validating", "validation_completed", "hardening")
+# The timestamp field each state's entry sets, from the state machine.
+STATE_TIMESTAMPS = {t.target: t.stamp for t in TRANSITIONS.values() if t.stamp and t.target != "staged"}
 
 
 def since(device: dict[str, Any]) -> tuple[str, datetime.datetime | None]:

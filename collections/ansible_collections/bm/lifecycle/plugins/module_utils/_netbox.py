@@ -18,7 +18,6 @@ v2 and go in ``Authorization: Bearer``.
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import json
 import random
@@ -30,6 +29,11 @@ from contextlib import suppress
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
+    tenant_matches,
+    tenant_name,
+    unwrap,
+)
 from ansible_collections.bm.lifecycle.plugins.module_utils._mac import normalize_mac
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisReplyError
 
@@ -44,17 +48,6 @@ SAFE_RETRY_STATUSES = frozenset({502, 503, 504})  # the request surely was not p
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MAX_PAGES = 100
 LOCK_PREFIX = "bm:lock:device:"
-UTC = datetime.timezone.utc  # noqa: UP017 - module_utils also run on targets older than Python 3.11
-
-# The timestamp custom field each state sets when entered (DESIGN.md section 1); lifecycle_changed_at is set always.
-STATE_TIMESTAMPS = {
-    "discovery": "discovered_at",
-    "validating": "pxe_boot_initiated_at",
-    "validation_completed": "validation_completed_at",
-    "monitored": "last_monitored_at",
-}
-CHANGED_AT = "lifecycle_changed_at"
-STATE_FIELD = "lifecycle_state"
 
 
 def netbox_argument_spec() -> dict[str, Any]:
@@ -261,60 +254,51 @@ def client_from_params(params: dict[str, Any], warn: Callable[[str], None] | Non
 # --- small helpers ----------------------------------------------------------------------------------------------------
 
 
-def unwrap(value: Any) -> Any:
-    """A select field as read (``{"value": "staged", "label": "staged"}``) as it must be written (``"staged"``)."""
-    if isinstance(value, dict) and "value" in value and "label" in value:
-        return value["value"]
-    return value
-
-
-def custom_field(record: dict[str, Any], name: str) -> Any:
-    return unwrap((record.get("custom_fields") or {}).get(name))
-
-
-def now() -> str:
-    """Current UTC time as NetBox writes datetime custom fields (ISO 8601, seconds, ``Z``)."""
-    return datetime.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: Any) -> datetime.datetime | None:
-    """A NetBox datetime (``2026-11-25T05:00:00Z`` / ``+00:00``) as an aware datetime; None if empty or invalid."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Custom-field equality that treats equal instants written differently as equal."""
-    a, b = unwrap(a), unwrap(b)
-    if a in (None, "") and b in (None, ""):
-        return True
-    ta, tb = parse_time(a), parse_time(b)
-    if ta is not None and tb is not None:
-        return ta == tb
-    return bool(a == b)
-
-
-def tenant_matches(record: dict[str, Any], tenant: str) -> bool:
-    t = record.get("tenant") or {}
-    return bool(t) and tenant in (t.get("slug"), t.get("name"))
-
-
-def tenant_name(record: dict[str, Any]) -> str:
-    t = record.get("tenant") or {}
-    return str(t.get("slug") or t.get("name") or "no tenant")
-
-
 def device_ref(record: dict[str, Any]) -> dict[str, Any]:
     return {"id": record.get("id"), "name": record.get("name")}
 
 
 def host_of(address: str) -> str:
     return address.split("/", 1)[0]
+
+
+def oob_host(device: dict[str, Any]) -> str | None:
+    """The device's out-of-band (BMC) address without its length, None if it has none."""
+    address = (device.get("oob_ip") or {}).get("address")
+    return host_of(address) if address else None
+
+
+def read_devices(client: NetBoxClient, device_ids: Iterable[int], chunk: int = 250) -> dict[int, dict[str, Any]]:
+    """Devices by id, in one list GET per ``chunk`` ids (NetBox's cost is per request, not per device)."""
+    ids = list(dict.fromkeys(int(i) for i in device_ids))
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        for record in client.list("/api/dcim/devices/", id=part, limit=len(part)):
+            found[int(record["id"])] = record
+    return found
+
+
+def resolve_device_ids(client: NetBoxClient, devices: Iterable[int | str]) -> list[int | None]:
+    """Ids for devices given by id or by name (one list GET for all the names); None for a name that is not exactly
+    one device's."""
+    wanted = list(devices)
+    names = sorted({d for d in wanted if isinstance(d, str) and not d.isdigit()})
+    by_name: dict[str, list[int]] = {}
+    for start in range(0, len(names), 100):
+        part = names[start : start + 100]
+        for record in client.list("/api/dcim/devices/", name=part, brief=1, limit=len(part) * 2):
+            by_name.setdefault(str(record.get("name")), []).append(int(record["id"]))
+    out: list[int | None] = []
+    for d in wanted:
+        if isinstance(d, bool):
+            out.append(None)
+        elif isinstance(d, int) or (isinstance(d, str) and d.isdigit()):
+            out.append(int(d))
+        else:
+            hits = by_name.get(str(d), [])
+            out.append(hits[0] if len(hits) == 1 else None)
+    return out
 
 
 def journal(client: NetBoxClient, device_id: int, comments: str, kind: str = "info") -> dict[str, Any]:
@@ -357,87 +341,108 @@ def get_device(client: NetBoxClient, device: int | str) -> dict[str, Any]:
 # --- MAC lookup and BMC IP --------------------------------------------------------------------------------------------
 
 
-def find_mac(client: NetBoxClient, mac: str) -> list[dict[str, Any]]:
-    """Every NetBox MAC-address object with this MAC (any spelling), as ``{mac_id, object_type, interface_id,
-    interface_name, device_id, device_name, is_primary}``. MACs are not unique in NetBox: 0, 1 or many."""
-    canonical = normalize_mac(mac)
-    page = client.get("/api/dcim/mac-addresses/", mac_address=canonical, limit=50)
-    matches = []
-    for row in page.get("results", []) if isinstance(page, dict) else []:
-        obj = row.get("assigned_object") or {}
-        device = obj.get("device") or {}
-        matches.append(
-            {
-                "mac_id": row.get("id"),
-                "object_type": row.get("assigned_object_type"),
-                "interface_id": row.get("assigned_object_id"),
-                "interface_name": obj.get("name"),
-                "device_id": device.get("id"),
-                "device_name": device.get("name"),
-                "is_primary": row.get("is_primary"),
-            }
-        )
-    return matches
+def mac_rows(client: NetBoxClient, macs: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every NetBox MAC-address object of each MAC, as ``{mac_id, object_type, interface_id, device_id,
+    device_name}``, in one list GET per 100 MACs. MACs are not unique in NetBox: 0, 1 or many per MAC."""
+    found: dict[str, list[dict[str, Any]]] = {mac: [] for mac in macs}
+    for start in range(0, len(macs), 100):
+        for row in client.list("/api/dcim/mac-addresses/", mac_address=macs[start : start + 100]):
+            obj = row.get("assigned_object") or {}
+            device = obj.get("device") or {}
+            mac = normalize_mac(str(row.get("mac_address")))
+            found.setdefault(mac, []).append(
+                {
+                    "mac_id": row.get("id"),
+                    "object_type": row.get("assigned_object_type"),
+                    "interface_id": row.get("assigned_object_id"),
+                    "device_id": device.get("id"),
+                    "device_name": device.get("name"),
+                }
+            )
+    return found
 
 
-def match_lease(client: NetBoxClient, mac: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
-    """Match a DHCP lease's MAC to a device. Returns ``{match, msg, mac, device, interface, ...}`` where ``match`` is
+def match_leases(client: NetBoxClient, macs: Iterable[str], tenant: str = DEFAULT_TENANT) -> dict[str, dict[str, Any]]:
+    """Match DHCP leases' MACs to devices, in three list GETs for the whole batch (MACs, interfaces, devices).
+
+    Returns, per canonical MAC, ``{match, msg, mac, device, interface}`` where ``match`` is
 
     - ``unknown``: no device has this MAC;
-    - ``ambiguous``: several devices (or several interfaces of one device) have it;
+    - ``ambiguous``: several devices (or several BMC interfaces of one device) have it;
     - ``not_bmc``: the MAC is a data NIC's (not on a mgmt-only interface): such a lease never starts anything;
     - ``foreign_tenant``: the device is not in ``tenant``;
     - ``bmc``: the device's BMC interface; ``device`` is the full device record.
+
+    Raises MacError for a MAC that is not one.
     """
-    canonical = normalize_mac(mac)
-    matches = find_mac(client, canonical)
-    on_devices = [m for m in matches if m["object_type"] == INTERFACE_OBJECT_TYPE and m["device_id"]]
-    result: dict[str, Any] = {"mac": canonical, "device": None, "interface": None, "matches": matches}
-    if not on_devices:
-        where = f" ({len(matches)} not on a device interface)" if matches else ""
-        return {**result, "match": "unknown", "msg": f"MAC {canonical} is not known to NetBox{where}"}
-    devices = sorted({(m["device_id"], m["device_name"]) for m in on_devices})
-    if len(devices) > 1:
-        names = ", ".join(f"{n} (id {i})" for i, n in devices)
-        return {**result, "match": "ambiguous", "msg": f"MAC {canonical} is on {len(devices)} devices: {names}"}
-    interfaces = sorted({m["interface_id"] for m in on_devices})
-    iface_rows = [client.get(f"/api/dcim/interfaces/{i}/", fields="id,name,mgmt_only,device") for i in interfaces]
-    bmc = [row for row in iface_rows if row.get("mgmt_only")]
-    ref = {"id": devices[0][0], "name": devices[0][1]}
-    if not bmc:
-        names = ", ".join(str(r.get("name")) for r in iface_rows)
-        return {
-            **result,
-            "match": "not_bmc",
-            "device": ref,
-            "msg": f"MAC {canonical} is {ref['name']}'s data interface {names}, not its BMC: this lease starts nothing",
-        }
-    if len(bmc) > 1:
-        return {**result, "match": "ambiguous", "device": ref, "msg": f"MAC {canonical} is on several BMC interfaces"}
-    device = client.get(f"/api/dcim/devices/{ref['id']}/")
-    interface = {"id": bmc[0]["id"], "name": bmc[0]["name"]}
-    if not tenant_matches(device, tenant):
-        return {
-            **result,
-            "match": "foreign_tenant",
-            "device": device_ref(device),
-            "interface": interface,
-            "msg": f"device {device.get('name')} belongs to {tenant_name(device)}, not {tenant}: not touched",
-        }
-    return {
-        **result,
-        "match": "bmc",
-        "device": device,
-        "interface": interface,
-        "msg": f"MAC {canonical} is the BMC ({interface['name']}) of {device.get('name')}",
+    canonical = list(dict.fromkeys(normalize_mac(m) for m in macs))
+    rows = mac_rows(client, canonical)
+    on_devices = {
+        mac: [r for r in found if r["object_type"] == INTERFACE_OBJECT_TYPE and r["device_id"]]
+        for mac, found in rows.items()
     }
+    iface_ids = sorted({int(r["interface_id"]) for found in on_devices.values() for r in found})
+    interfaces = {
+        int(i["id"]): i
+        for i in (
+            client.list("/api/dcim/interfaces/", id=iface_ids, fields="id,name,mgmt_only,device") if iface_ids else []
+        )
+    }
+    out: dict[str, dict[str, Any]] = {}
+    wanted_devices: set[int] = set()
+    for mac in canonical:
+        found = on_devices.get(mac, [])
+        base: dict[str, Any] = {"mac": mac, "device": None, "interface": None}
+        devices = sorted({(r["device_id"], r["device_name"]) for r in found})
+        if not devices:
+            others = len(rows.get(mac, []))
+            where = f" ({others} not on a device interface)" if others else ""
+            out[mac] = {**base, "match": "unknown", "msg": f"MAC {mac} is not known to NetBox{where}"}
+            continue
+        if len(devices) > 1:
+            names = ", ".join(f"{n} (id {i})" for i, n in devices)
+            out[mac] = {**base, "match": "ambiguous", "msg": f"MAC {mac} is on {len(devices)} devices: {names}"}
+            continue
+        ref = {"id": devices[0][0], "name": devices[0][1]}
+        iface_rows = [interfaces[int(r["interface_id"])] for r in found if int(r["interface_id"]) in interfaces]
+        bmc = [row for row in iface_rows if row.get("mgmt_only")]
+        if not bmc:
+            names = ", ".join(str(r.get("name")) for r in iface_rows)
+            msg = f"MAC {mac} is {ref['name']}'s data interface {names}, not its BMC: this lease starts nothing"
+            out[mac] = {**base, "match": "not_bmc", "device": ref, "msg": msg}
+        elif len(bmc) > 1:
+            out[mac] = {**base, "match": "ambiguous", "device": ref, "msg": f"MAC {mac} is on several BMC interfaces"}
+        else:
+            out[mac] = {
+                **base,
+                "match": "bmc",
+                "device": ref,
+                "interface": {"id": bmc[0]["id"], "name": bmc[0]["name"]},
+            }
+            wanted_devices.add(int(ref["id"]))
+    records = read_devices(client, wanted_devices)
+    for mac, found_match in out.items():
+        if found_match["match"] != "bmc":
+            continue
+        device = records.get(int(found_match["device"]["id"]))
+        if device is None:
+            found_match.update(match="unknown", msg=f"MAC {mac}: its device is gone from NetBox")
+        elif not tenant_matches(device, tenant):
+            found_match.update(
+                match="foreign_tenant", device=device_ref(device),
+                msg=f"device {device.get('name')} belongs to {tenant_name(device)}, not {tenant}: not touched",
+            )  # fmt: skip
+        else:
+            name = found_match["interface"]["name"]
+            found_match.update(device=device, msg=f"MAC {mac} is the BMC ({name}) of {device.get('name')}")
+    return out
 
 
 def bmc_of(device: dict[str, Any], interfaces: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The lease a device's BMC would ask for, from NetBox's records: ``{mac, ip, interface, msg}``; ``mac`` and ``ip``
     are None (and ``msg`` says why) unless exactly one management-only interface has a MAC and the device an oob_ip."""
     bmcs = [(i, _interface_mac(i)) for i in interfaces if i.get("mgmt_only") and _interface_mac(i)]
-    ip = _oob_host(device)
+    ip = oob_host(device)
     name = device.get("name")
     out: dict[str, Any] = {"mac": None, "ip": None, "interface": None}
     if len(bmcs) != 1:
@@ -578,268 +583,57 @@ _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL
 
 
 class LockBusy(Exception):
-    """Another stage holds the device's lock longer than we may wait."""
+    """Another stage holds a device's lock longer than we may wait."""
 
 
-class DeviceLock:
-    """``SET bm:lock:device:<id> <random> NX PX ttl``; released only by its holder (compare-and-delete in Lua)."""
+class DeviceLocks:
+    """The locks of a batch of devices: ``SET bm:lock:device:<id> <random> NX PX ttl`` for each, in one pipeline per
+    try; released only by their holder (compare-and-delete in Lua), all in one pipeline.
+
+    A device whose lock another run holds past ``wait`` is left out: ``busy`` lists it, ``held`` the others.
+    """
 
     def __init__(
         self,
         redis: RedisClient,
-        device_id: int,
+        device_ids: Iterable[int],
         ttl: float = 30.0,
         wait: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.redis = redis
-        self.key = f"{LOCK_PREFIX}{device_id}"
+        self.ids = list(dict.fromkeys(int(i) for i in device_ids))
         self.ttl_ms = max(1, int(ttl * 1000))
         self.wait = wait
         self.sleep = sleep
         self.value = secrets.token_hex(16)
+        self.held: list[int] = []
+        self.busy: list[int] = []
 
-    def __enter__(self) -> DeviceLock:
+    def __enter__(self) -> DeviceLocks:
         deadline = time.monotonic() + self.wait
         pause = 0.05
-        for _try in range(10_000):
-            if self.redis.call("SET", self.key, self.value, "NX", "PX", self.ttl_ms) is not None:
-                return self
-            if time.monotonic() >= deadline:
+        todo = list(self.ids)
+        while todo:
+            replies = self.redis.pipeline(
+                [("SET", f"{LOCK_PREFIX}{i}", self.value, "NX", "PX", self.ttl_ms) for i in todo]
+            )
+            self.held += [i for i, r in zip(todo, replies, strict=True) if r is not None]
+            todo = [i for i, r in zip(todo, replies, strict=True) if r is None]
+            if not todo or time.monotonic() >= deadline:
                 break
             self.sleep(pause)
             pause = min(pause * 2, 0.5)
-        holder = self.redis.call("PTTL", self.key)
-        raise LockBusy(f"device lock {self.key} is held by another stage (expires in {holder} ms); not waiting longer")
+        self.busy = todo
+        return self
+
+    def require(self) -> None:
+        """Raise LockBusy unless every lock is held."""
+        if self.busy:
+            keys = ", ".join(f"{LOCK_PREFIX}{i}" for i in self.busy)
+            raise LockBusy(f"device lock {keys} is held by another stage; not waiting longer")
 
     def __exit__(self, *exc: object) -> None:
-        with suppress(OSError, RedisReplyError):  # else it expires on its own
-            self.redis.call("EVAL", _RELEASE, 1, self.key, self.value)
-
-
-# --- compare-and-set transition ---------------------------------------------------------------------------------------
-
-
-def timestamp_field_for(new_state: str, current_state: str | None) -> str | None:
-    """The custom field stamped when ``new_state`` is entered (``staged`` from ``hardening`` stamps ``hardened_at``)."""
-    if new_state == "staged":
-        return "hardened_at" if current_state == "hardening" else None
-    return STATE_TIMESTAMPS.get(new_state)
-
-
-def plan_transition(
-    device: dict[str, Any],
-    *,
-    expected: Iterable[str],
-    state: str,
-    tenant: str,
-    expected_fields: dict[str, Any] | None = None,
-    custom_fields: dict[str, Any] | None = None,
-    device_fields: dict[str, Any] | None = None,
-    timestamp_field: str | None = "auto",
-    timestamp: str | None = None,
-) -> dict[str, Any]:
-    """Pure decision: what to PATCH on ``device`` (a full device record) for this transition, or why not.
-
-    Returns ``{ok, reason, msg, current, patch, before, after}``. ``reason`` is one of ``tenant``, ``state``,
-    ``fields`` when not ok. ``patch`` is the one PATCH body (custom fields merge on the NetBox side).
-    """
-    expected = list(expected)
-    current = custom_field(device, STATE_FIELD)
-    name = device.get("name")
-    base = {"current": current, "patch": {}, "before": {}, "after": {}}
-    if not tenant_matches(device, tenant):
-        return {
-            **base,
-            "ok": False,
-            "reason": "tenant",
-            "msg": f"refused: device {name} belongs to {tenant_name(device)}, not {tenant}",
-        }
-    if current not in expected:
-        return {
-            **base,
-            "ok": False,
-            "reason": "state",
-            "msg": f"device {name} is in state {current!r}, not {' or '.join(map(repr, expected))}: nothing changed",
-        }
-    for field, want in (expected_fields or {}).items():
-        have = custom_field(device, field)
-        if not same_value(have, want):
-            return {
-                **base,
-                "ok": False,
-                "reason": "fields",
-                "msg": f"device {name} has {field}={have!r}, expected {want!r}: nothing changed",
-            }
-    stamp = timestamp or now()
-    cf: dict[str, Any] = {}
-    if current != state:
-        cf[STATE_FIELD] = state
-        cf[CHANGED_AT] = stamp
-        stamped = timestamp_field_for(state, current) if timestamp_field == "auto" else timestamp_field
-        if stamped:
-            cf[stamped] = stamp
-    cf.update(custom_fields or {})
-    cf_diff = {k: v for k, v in cf.items() if not same_value(custom_field(device, k), v)}
-    top_diff = {k: v for k, v in (device_fields or {}).items() if not same_value(_top_value(device.get(k)), v)}
-    patch: dict[str, Any] = dict(top_diff)
-    if cf_diff:
-        patch["custom_fields"] = cf_diff
-    before = {k: custom_field(device, k) for k in cf_diff}
-    before.update({k: _top_value(device.get(k)) for k in top_diff})
-    after = dict(cf_diff)
-    after.update(top_diff)
-    return {**base, "ok": True, "reason": None, "msg": "", "patch": patch, "before": before, "after": after}
-
-
-def _top_value(value: Any) -> Any:
-    """A top-level device field as written: nested objects by id, choices by value."""
-    if isinstance(value, dict):
-        if "id" in value:
-            return value["id"]
-        return unwrap(value)
-    return value
-
-
-def transition(
-    client: NetBoxClient,
-    redis: RedisClient | None,
-    device: int | str,
-    *,
-    expected: Iterable[str],
-    state: str,
-    reason: str,
-    event_id: str | None = None,
-    actor: str = "bm.lifecycle",
-    tenant: str = DEFAULT_TENANT,
-    expected_fields: dict[str, Any] | None = None,
-    custom_fields: dict[str, Any] | None = None,
-    device_fields: dict[str, Any] | None = None,
-    timestamp_field: str | None = "auto",
-    journal_kind: str | None = None,
-    write_journal: bool = True,
-    lock_ttl: float = 30.0,
-    lock_wait: float = 10.0,
-    check_mode: bool = False,
-) -> dict[str, Any]:
-    """Compare-and-set ``device`` from one of ``expected`` to ``state`` (see the module's documentation).
-
-    Under the device lock the device is re-read, checked (tenant, state, ``expected_fields``) and changed with one
-    PATCH, then a journal entry is written. If the device is already in ``state`` and no journal entry carries
-    ``event_id`` (a run that died between the PATCH and the journal), the entry is written now: a redelivered event
-    repairs it.
-    """
-    opts: dict[str, Any] = {
-        "expected": list(expected),
-        "state": state,
-        "tenant": tenant,
-        "expected_fields": expected_fields,
-        "custom_fields": custom_fields,
-        "device_fields": device_fields,
-        "timestamp_field": timestamp_field,
-        "reason": reason,
-        "event_id": event_id,
-        "actor": actor,
-        "journal_kind": journal_kind,
-        "write_journal": write_journal,
-    }
-    known_id = _device_id(device)
-    if check_mode or known_id is None:  # a name: find the id first (the locked re-read below stays)
-        first = get_device(client, device)
-        known_id = int(first["id"])
-        if check_mode:
-            return _apply(client, first, _result(first), False, opts)
-    if redis is None:
-        raise ValueError("a Redis client is needed for the device lock")
-    with DeviceLock(redis, known_id, ttl=lock_ttl, wait=lock_wait):
-        fresh = client.get(f"/api/dcim/devices/{known_id}/")
-        return _apply(client, fresh, _result(fresh), True, opts)
-
-
-def _device_id(device: int | str) -> int | None:
-    if isinstance(device, int) and not isinstance(device, bool):
-        return device
-    if isinstance(device, str) and device.isdigit():
-        return int(device)
-    return None
-
-
-def _result(device: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "changed": False,
-        "transitioned": False,
-        "device": device_ref(device),
-        "state_before": custom_field(device, STATE_FIELD),
-        "state": custom_field(device, STATE_FIELD),
-        "journal_entry": None,
-        "oob_ip": _oob_host(device),
-        "diff": {"before": {}, "after": {}},
-    }
-
-
-def _oob_host(device: dict[str, Any]) -> str | None:
-    address = (device.get("oob_ip") or {}).get("address")
-    return host_of(address) if address else None
-
-
-def journal_text(
-    *, name: str, before: Any, state: str, reason: str, actor: str, event_id: str | None, changed: dict[str, Any]
-) -> str:
-    what = f"lifecycle_state {before} -> {state}" if before != state else f"lifecycle_state stays {state}"
-    fields = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()) if k not in (STATE_FIELD,))
-    lines = [f"**{what}** ({name})", f"why: {reason}", f"by: {actor}", f"event: {event_id or 'none (run by hand)'}"]
-    if fields:
-        lines.append(f"set: {fields}")
-    return "\n\n".join(lines)
-
-
-def _apply(
-    client: NetBoxClient, device: dict[str, Any], result: dict[str, Any], write: bool, opts: dict[str, Any]
-) -> dict[str, Any]:
-    state = opts["state"]
-    plan = plan_transition(
-        device,
-        expected=opts["expected"],
-        state=state,
-        tenant=opts["tenant"],
-        expected_fields=opts["expected_fields"],
-        custom_fields=opts["custom_fields"],
-        device_fields=opts["device_fields"],
-        timestamp_field=opts["timestamp_field"],
-    )
-    current = plan["current"]
-    name = str(device.get("name"))
-    event_id = opts["event_id"]
-    kind = opts["journal_kind"] or ("danger" if state.endswith("_failed") else "info")
-    words = {"name": name, "state": state, "reason": opts["reason"], "actor": opts["actor"], "event_id": event_id}
-    if not plan["ok"]:
-        result.update(msg=plan["msg"], refused=plan["reason"])
-        # A redelivered event whose first run changed the state but died before the journal entry: repair the journal.
-        repair = plan["reason"] == "state" and current == state and event_id and opts["write_journal"]
-        if repair and not journal_has(client, int(device["id"]), event_id):
-            result["msg"] += f"; the journal entry of event {event_id} was missing"
-            result["changed"] = True
-            if write:
-                late = journal_text(before="?", changed={}, **words) + "\n\n(journal entry written late)"
-                result["journal_entry"] = journal(client, int(device["id"]), late, kind).get("id")
-        return result
-    result.update(refused=None, diff={"before": plan["before"], "after": plan["after"]})
-    result["transitioned"] = current != state
-    result["state"] = state
-    result["custom_fields"] = plan["patch"].get("custom_fields", {})
-    if not plan["patch"]:
-        result["msg"] = f"device {name} is already in state {state} with these fields: nothing to do"
-        return result
-    result["changed"] = True
-    if current != state:
-        result["msg"] = f"device {name}: {current} -> {state}"
-    else:
-        result["msg"] = f"device {name}: fields updated in state {state}"
-    if write:
-        client.patch(f"/api/dcim/devices/{device['id']}/", plan["patch"])
-        if opts["write_journal"]:
-            entry = journal(
-                client, int(device["id"]), journal_text(before=current, changed=plan["after"], **words), kind
-            )
-            result["journal_entry"] = entry.get("id")
-    return result
+        if self.held:
+            with suppress(OSError, RedisReplyError):  # else they expire on their own
+                self.redis.pipeline([("EVAL", _RELEASE, 1, f"{LOCK_PREFIX}{i}", self.value) for i in self.held])

@@ -28,12 +28,15 @@ import http.client
 import json
 import random
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import DEFAULT_CONCURRENCY, active, concurrently, fail
 
 BMC_USERNAME_ENV = "BM_BMC_USERNAME"
 BMC_PASSWORD_ENV = "BM_BMC_PASSWORD"  # noqa: S105 - the name of an environment variable, not a password
@@ -48,10 +51,14 @@ SESSIONS = "/redfish/v1/SessionService/Sessions"
 
 # The BMC connection options, defined once; documented once in doc_fragments/bmc.py.
 BMC_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
-    "address": {"type": "str", "required": True, "aliases": ["baseuri"]},
+    "address": {"type": "str", "aliases": ["baseuri"]},
+    "batch": {"type": "list", "elements": "dict"},
+    "addresses": {"type": "dict", "default": {}},
+    "credentials": {"type": "dict", "default": {}, "no_log": True},
+    "concurrency": {"type": "int", "default": 32},
     "port": {"type": "int", "default": 443},
-    "username": {"type": "str", "required": True, "fallback": (env_fallback, [BMC_USERNAME_ENV])},
-    "password": {"type": "str", "required": True, "no_log": True, "fallback": (env_fallback, [BMC_PASSWORD_ENV])},
+    "username": {"type": "str", "fallback": (env_fallback, [BMC_USERNAME_ENV])},
+    "password": {"type": "str", "no_log": True, "fallback": (env_fallback, [BMC_PASSWORD_ENV])},
     "ca_path": {"type": "path", "fallback": (env_fallback, [BMC_CA_PATH_ENV])},
     "validate_certs": {"type": "bool", "default": True, "fallback": (env_fallback, [BMC_VALIDATE_CERTS_ENV])},
     "auth": {"type": "str", "default": "basic", "choices": ["basic", "session"]},
@@ -60,11 +67,32 @@ BMC_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
 }
 
 
+BMC_TARGET_RULES = {"required_one_of": [("address", "batch")], "mutually_exclusive": [("address", "batch")]}
+
+
 def bmc_argument_spec(**extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """A fresh copy of the BMC options, plus a module's own."""
+    """A fresh copy of the BMC options, plus a module's own (give the module ``**BMC_TARGET_RULES`` too)."""
     spec = {name: dict(option) for name, option in BMC_ARGUMENT_SPEC.items()}
     spec.update(extra)
     return spec
+
+
+def bmc_params_for(params: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
+    """The connection options of one batch item's BMC: its address from O(addresses) (by device name) or the
+    device's oob_ip, its credentials from O(credentials) (by device name) or the module's username/password.
+
+    Raises ValueError (the item's failure) when the device has no BMC address or no credentials are known.
+    """
+    name = str((item.get("device") or {}).get("name") or "")
+    address = (params.get("addresses") or {}).get(name) or (item.get("facts") or {}).get("oob_ip")
+    if not address:
+        raise ValueError(f"{name}: no BMC address (no oob_ip in NetBox, none in addresses)")
+    login = (params.get("credentials") or {}).get(name) or {}
+    username = login.get("username") or params.get("username")
+    password = login.get("password") or params.get("password")
+    if not username or not password:
+        raise ValueError(f"{name}: no BMC credentials (credentials, username/password or BM_BMC_USERNAME/PASSWORD)")
+    return {**params, "address": str(address), "username": username, "password": password}
 
 
 # --- errors -------------------------------------------------------------------------------------------------------
@@ -597,6 +625,52 @@ def client_from_params(
     )
 
 
+def failure_reason(error: Exception) -> str:
+    """A short machine-readable reason for a journal entry: wrong_credentials, unreachable, tls or bmc_error."""
+    if isinstance(error, RedfishAuthError):
+        return "wrong_credentials"
+    if isinstance(error, RedfishUnavailableError):
+        return "unreachable"
+    if isinstance(error, RedfishTLSError):
+        return "tls"
+    return "bmc_error"
+
+
+def on_bmcs(
+    params: Mapping[str, Any],
+    items: list[dict[str, Any]],
+    work: Callable[[RedfishClient, dict[str, Any]], None],
+    warn: Callable[[str], None],
+) -> None:
+    """``work(client, item)`` for the BMC of every active item, ``concurrency`` at once, each with its own client,
+    deadline and retries. A BMC that fails (RedfishError) or cannot be addressed fails its item alone, with why."""
+    warned: set[str] = set()
+    lock = threading.Lock()
+
+    def warn_once(message: str) -> None:
+        with lock:
+            if message not in warned:
+                warned.add(message)
+                warn(message)
+
+    def one(item: dict[str, Any]) -> None:
+        try:
+            client = client_from_params(bmc_params_for(params, item), warn=warn_once)
+        except ValueError as exc:
+            fail(item, "no_bmc_address" if "address" in str(exc) else "no_credentials", str(exc))
+            return
+        item["facts"]["bmc_address"] = client.display
+        try:
+            with client:
+                work(client, item)
+        except RedfishError as error:
+            fail(item, failure_reason(getattr(error, "cause", None) or error), f"BMC {client.display}: {error}")
+        finally:
+            item["facts"]["bmc_requests"] = item["facts"].get("bmc_requests", 0) + client.requests
+
+    concurrently(active(items), one, int(params.get("concurrency") or DEFAULT_CONCURRENCY))
+
+
 # --- small typed resource views (sushy-like) -----------------------------------------------------------------------
 
 
@@ -643,8 +717,9 @@ class Manager:
 
 
 def _odata(link: Any) -> str | None:
+    """A link's path without the trailing slash a real iLO writes (``.../SnmpService/``), so paths can be joined."""
     if isinstance(link, Mapping) and isinstance(link.get("@odata.id"), str):
-        return urlsplit(link["@odata.id"]).path
+        return urlsplit(link["@odata.id"]).path.rstrip("/") or "/"
     return None
 
 

@@ -16,11 +16,8 @@ from typing import Any
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
     SYSTEM,
     ComputerSystem,
-    RedfishAuthError,
     RedfishClient,
     RedfishError,
-    RedfishTLSError,
-    RedfishUnavailableError,
 )
 
 ON_STATES = ("On", "PoweringOn")
@@ -29,17 +26,6 @@ OFF_STATES = ("Off", "PoweringOff")
 
 class PxeBootError(RedfishError):
     """The host cannot be PXE-booted as asked (a state or capability the BMC reports)."""
-
-
-def failure_reason(error: Exception) -> str:
-    """A short machine-readable reason for a journal entry: wrong_credentials, unreachable, tls or bmc_error."""
-    if isinstance(error, RedfishAuthError):
-        return "wrong_credentials"
-    if isinstance(error, RedfishUnavailableError):
-        return "unreachable"
-    if isinstance(error, RedfishTLSError):
-        return "tls"
-    return "bmc_error"
 
 
 def wait_out_post(

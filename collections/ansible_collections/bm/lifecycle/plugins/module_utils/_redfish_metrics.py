@@ -486,87 +486,39 @@ def write_textfile(path: str, text: str) -> None:
     _atomic_write(path, text)
 
 
-def netbox_rows(results: Sequence[Mapping[str, Any]], moment: datetime.datetime) -> list[dict[str, Any]]:
-    """Bulk PATCH rows ``{id, custom_fields: {last_monitored_at, last_power_watts}}`` of the devices polled OK."""
-    rows = []
-    for result in results:
-        device_id = result.get("device_id")
-        if not result.get("ok") or device_id is None:
-            continue
-        fields: dict[str, Any] = {"last_monitored_at": iso(moment)}
-        watts = result["metrics"]["power"]["consumed_watts"]
-        if watts is not None:
-            fields["last_power_watts"] = round(watts)
-        rows.append({"id": int(device_id), "custom_fields": fields})
-    return rows
-
-
 def sync_netbox(
     client: Any,
+    redis: Any,
     results: Sequence[Mapping[str, Any]],
     targets: Mapping[str, Mapping[str, Any]],
-    moment: datetime.datetime,
     *,
     tenant: str,
-    transition: bool = True,
     actor: str = "bm.lifecycle.redfish_metrics",
-    chunk: int = 250,
 ) -> dict[str, Any]:
-    """``last_monitored_at``/``last_power_watts`` of every device polled OK, in bulk (PATCH a list); a hardened
-    ``staged`` device's first successful poll also moves it to ``monitored`` in the same PATCH, with a journal entry.
+    """A hardened ``staged`` device's first successful poll moves it to ``monitored``: the state machine's
+    ``start_monitoring`` (compare-and-set under the device locks, one bulk PATCH with ``last_power_watts``, journal
+    entries). Nothing else goes to NetBox: readings belong in the JSON files and Prometheus, not in the change log."""
+    from ansible_collections.bm.lifecycle.plugins.module_utils import _transition  # noqa: PLC0415
+    from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import TRANSITIONS  # noqa: PLC0415
 
-    The move is compare-and-set without a lock: the candidates are re-read in one request just before the PATCH and
-    only those still ``staged`` with ``hardened_at`` set, of ``tenant``, move.
-    """
-    from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (  # noqa: PLC0415
-        CHANGED_AT,
-        DEVICE_OBJECT_TYPE,
-        STATE_FIELD,
-        custom_field,
-        journal_text,
-        tenant_matches,
-    )
-
-    rows = {row["id"]: row for row in netbox_rows(results, moment)}
-    moved: list[str] = []
-    journals: list[dict[str, Any]] = []
-    candidates = [
-        int(r["device_id"])
-        for r in results
-        if r.get("ok") and r.get("device_id") is not None and (targets.get(r["name"]) or {}).get("state") == "staged"
-    ]
-    if transition and candidates:
-        fresh: list[dict[str, Any]] = []
-        for start in range(0, len(candidates), chunk):
-            fresh += client.list("/api/dcim/devices/", id=candidates[start : start + chunk])
-        stamp = iso(moment)
-        for device in fresh:
-            if not tenant_matches(device, tenant) or custom_field(device, STATE_FIELD) != "staged":
-                continue
-            if not custom_field(device, "hardened_at"):
-                continue
-            row = rows[int(device["id"])]
-            row["custom_fields"].update({STATE_FIELD: "monitored", CHANGED_AT: stamp})
-            moved.append(str(device.get("name")))
-            journals.append(
-                {
-                    "assigned_object_type": DEVICE_OBJECT_TYPE,
-                    "assigned_object_id": int(device["id"]),
-                    "kind": "success",
-                    "comments": journal_text(
-                        name=str(device.get("name")),
-                        before="staged",
-                        state="monitored",
-                        reason="first successful Redfish metrics poll",
-                        actor=actor,
-                        event_id=None,
-                        changed={k: v for k, v in row["custom_fields"].items() if k != STATE_FIELD},
-                    ),
-                }
+    requests = []
+    for result in results:
+        if not result.get("ok") or result.get("device_id") is None:
+            continue
+        if (targets.get(result["name"]) or {}).get("state") != "staged":
+            continue
+        watts = result["metrics"]["power"]["consumed_watts"]
+        requests.append(
+            _transition.Request(
+                device=int(result["device_id"]),
+                reason="first successful Redfish metrics poll",
+                custom_fields=None if watts is None else {"last_power_watts": round(watts)},
             )
-    ordered = list(rows.values())
-    for start in range(0, len(ordered), chunk):
-        client.patch("/api/dcim/devices/", ordered[start : start + chunk])
-    for start in range(0, len(journals), chunk):
-        client.post("/api/extras/journal-entries/", journals[start : start + chunk])
-    return {"updated": len(ordered), "monitored": sorted(moved), "requests": getattr(client, "requests", None)}
+        )
+    if not requests:
+        return {"updated": 0, "monitored": []}
+    moved = _transition.apply(client, redis, TRANSITIONS["start_monitoring"], requests, actor=actor, tenant=tenant)
+    return {
+        "updated": sum(1 for m in moved if m["changed"]),
+        "monitored": sorted(str(m["device"]["name"]) for m in moved if m["transitioned"]),
+    }

@@ -8,7 +8,7 @@ and a neighbour or interface it cannot use is reported (``unmatched_neighbors``,
 fatal. Nothing is ever deleted or overwritten that another fact put there: an existing cable that contradicts LLDP is
 reported as a conflict and left alone. Running the same report twice writes nothing the second time.
 
-Matching rules (DESIGN.md section 4; NetBox 4.7 facts from the project's reference notes):
+Matching rules (docs/ARCHITECTURE.md, "The validation report"; NetBox 4.7 facts from the project's reference notes):
 - a reported NIC is the device's interface holding its MAC (any MAC of the 4.2+ MAC model), else the interface of
   that name, else a new interface; its MAC is set with the 4.7 interface ``mac_address`` shortcut (finds or creates
   the MACAddress object and makes it primary). Management-only interfaces (the BMC) are never matched.
@@ -24,18 +24,20 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
+    STATE_FIELD,
+    TRANSITIONS,
+    custom_field,
+    refusal,
+)
 from ansible_collections.bm.lifecycle.plugins.module_utils._mac import MacError, normalize_mac
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
     DEFAULT_TENANT,
     INTERFACE_OBJECT_TYPE,
-    STATE_FIELD,
-    DeviceLock,
+    DeviceLocks,
     NetBoxClient,
-    custom_field,
     device_ref,
-    find_mac,
-    tenant_matches,
-    tenant_name,
+    mac_rows,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
 
@@ -245,7 +247,8 @@ class Applier:
                 found = (rows[0], f"name {candidate}")
                 break
         if found[0] is None and nb.get("chassis_id_type") == "mac" and nb.get("chassis_id"):
-            owners = {int(m["device_id"]) for m in find_mac(self.client, nb["chassis_id"]) if m.get("device_id")}
+            chassis = normalize_mac(nb["chassis_id"])
+            owners = {int(m["device_id"]) for m in mac_rows(self.client, [chassis])[chassis] if m.get("device_id")}
             device = self._unique_device(owners)
             if device is not None:
                 found = (device, f"chassis MAC {nb['chassis_id']}")
@@ -394,26 +397,25 @@ def apply_report(
     device_id: int,
     data: dict[str, Any],
     *,
-    expected_state: str = "validating",
     tenant: str = DEFAULT_TENANT,
     interface_type: str = DEFAULT_INTERFACE_TYPE,
     check_mode: bool = False,
     lock_ttl: float = 120.0,
     lock_wait: float = 10.0,
 ) -> dict[str, Any]:
-    """Apply ``data`` to device ``device_id`` if it is in ``expected_state`` (and ``tenant``); see the module docs.
+    """Apply ``data`` to device ``device_id`` if it may take ``complete_validation``; see the module docs.
 
     Under the device's Redis lock (when ``redis`` is given and not ``check_mode``). Returns ``{changed, refused, msg,
     device, state, hardware, interfaces, cables, conflicts, unmatched_neighbors, no_neighbor_links, skipped,
     warnings, changes, summary, diff}``.
     """
     if redis is not None and not check_mode:
-        with DeviceLock(redis, int(device_id), ttl=lock_ttl, wait=lock_wait):
+        with DeviceLocks(redis, [int(device_id)], ttl=lock_ttl, wait=lock_wait) as locks:
+            locks.require()
             return _apply(
                 client,
                 device_id,
                 data,
-                expected_state=expected_state,
                 tenant=tenant,
                 interface_type=interface_type,
                 write=True,
@@ -422,7 +424,6 @@ def apply_report(
         client,
         device_id,
         data,
-        expected_state=expected_state,
         tenant=tenant,
         interface_type=interface_type,
         write=not check_mode,
@@ -434,7 +435,6 @@ def _apply(
     device_id: int,
     data: dict[str, Any],
     *,
-    expected_state: str,
     tenant: str,
     interface_type: str,
     write: bool,
@@ -458,18 +458,9 @@ def _apply(
         "summary": "",
         "diff": {"before": {}, "after": {}},
     }
-    if not tenant_matches(device, tenant):
-        return {
-            **result,
-            "refused": "tenant",
-            "msg": f"refused: device {device.get('name')} belongs to {tenant_name(device)}, not {tenant}",
-        }
-    if state != expected_state:
-        return {
-            **result,
-            "refused": "state",
-            "msg": f"device {device.get('name')} is in state {state!r}, not {expected_state!r}: nothing changed",
-        }
+    why = refusal(device, TRANSITIONS["complete_validation"], tenant)
+    if why is not None:
+        return {**result, "refused": why[0], "msg": why[1]}
     applier = Applier(client, device, data, write=write, interface_type=interface_type)
     applier.hardware_step()
     applier.interfaces_step()

@@ -54,6 +54,12 @@ lifecycle_state:
   returned: success
   type: str
   sample: staged
+admits:
+  description: The lifecycle transitions the device may take now (see docs/ARCHITECTURE.md, "The state machine").
+  returned: success
+  type: list
+  elements: str
+  sample: [discover, reset]
 hardened_at:
   description: The device's hardened_at (null when not hardened).
   returned: success
@@ -80,17 +86,21 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
+from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
+    TRANSITIONS,
+    admits,
+    custom_field,
+    tenant_matches,
+    tenant_name,
+)
 from ansible_collections.bm.lifecycle.plugins.module_utils._mac import MacError
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
     DEFAULT_TENANT,
     NetBoxError,
     client_from_params,
-    custom_field,
     device_bmc,
     device_ref,
     netbox_argument_spec,
-    tenant_matches,
-    tenant_name,
 )
 
 
@@ -121,6 +131,7 @@ def main() -> None:
         device=device_ref(device),
         lifecycle_state=custom_field(device, "lifecycle_state"),
         hardened_at=custom_field(device, "hardened_at"),
+        admits=[name for name in TRANSITIONS if admits(device, name, tenant)],
         **found,
     )
 

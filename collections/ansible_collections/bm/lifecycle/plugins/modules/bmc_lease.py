@@ -7,188 +7,165 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: bmc_lease
-short_description: Match a DHCP lease's MAC to a NetBox device's BMC interface and record the leased IP
+short_description: Match a batch of DHCP leases to NetBox devices' BMCs and record the leased IPs
 version_added: 0.1.0
 description:
-  - Looks the MAC up through C(/api/dcim/mac-addresses/?mac_address=) (any common spelling; see the C(bm.lifecycle.mac)
-    filter) and classifies the lease as RV(match).
-  - V(unknown) (no device has the MAC), V(ambiguous) (several devices have it), V(not_bmc) (a data NIC's MAC; such a
-    lease never starts anything), V(foreign_tenant) (the device is not in O(tenant)) or V(bmc).
-  - Only for V(bmc) and O(record_ip=true) it records the IP on the BMC interface (IPAM, status C(active)) and makes it
-    the device's C(oob_ip); other IPs left on that interface become C(deprecated). An address NetBox holds on another
-    object is never moved (the module fails, nothing changed).
+  - Takes the items of a discovery batch (each entry a C(dhcp_lease) event, C(data) C({mac, ip, hostname})), looks all
+    their MACs up at once (three NetBox requests for the batch - MAC addresses, interfaces, devices) and decides each.
+  - V(unknown) (no device has the MAC) - C(done), event C(unknown_mac), a warning, nothing changed.
+    V(ambiguous) (several devices have it) - C(failed) (C(stage_failed)), nothing changed.
+    V(not_bmc) (a data NIC's MAC; the validation image asks for leases too) - C(skipped).
+    V(foreign_tenant) (not a device of O(tenant)) - C(skipped), a warning.
+  - V(bmc) - the IP is recorded on the BMC interface (IPAM, status C(active)) and made the device's C(oob_ip) (other
+    IPs left on that interface become C(deprecated)), under the device's lock. An address NetBox holds on another
+    object is never moved (the item fails, nothing changed). Then a staged, not yet hardened device stays C(active)
+    for the discovery transition (so does a device already in C(discovery) when the lease is delivered again - its first
+    run died after the transition); any other is C(done), with the event C(bmc_ip_changed) when its IP changed.
+  - Two leases of one BMC in a batch are one lease, the later one; the earlier is C(skipped).
   - It never changes the lifecycle state; the discovery stage does that with M(bm.lifecycle.lifecycle_transition).
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
+  - bm.lifecycle.batch
   - bm.lifecycle.netbox
-attributes:
-  check_mode:
-    support: full
-    description: Matches and reports the IP changes it would make, writes nothing.
-  diff_mode:
-    support: full
-    description: Shows the device's oob_ip before and after.
-options:
-  mac:
-    description: The MAC of the lease, in any common spelling.
-    type: str
-    required: true
-  ip:
-    description:
-      - The leased address, C(a.b.c.d) or C(a.b.c.d/len). Without a length, the most specific NetBox prefix containing
-        it gives one (/32 without a prefix).
-    type: str
-  record_ip:
-    description: Record O(ip) when the MAC is a BMC of the tenant. Needs O(ip).
-    type: bool
-    default: true
-  tenant:
-    description: Only devices of this tenant (slug or name) are touched. Environment E(BM_TENANT) if not set.
-    type: str
+  - bm.lifecycle.redis
 """
 
 EXAMPLES = r"""
-- name: Match the lease and record the BMC's IP
+- name: Match every lease of the batch and record the BMCs' IPs
   bm.lifecycle.bmc_lease:
-    mac: 94:40:C9:5E:7A:B0
-    ip: 10.1.100.21
-  register: lease
-
-- name: Only a BMC lease of our tenant goes on
-  ansible.builtin.debug:
-    msg: "{{ lease.device.name }} is in {{ lease.lifecycle_state }}"
-  when: lease.match == 'bmc'
+    batch: "{{ bm_read.batch }}"
+  register: bm_match
 """
 
 RETURN = r"""
-match:
-  description: V(unknown), V(ambiguous), V(not_bmc), V(foreign_tenant) or V(bmc).
-  returned: always
-  type: str
-  sample: bmc
-mac:
-  description: The MAC in canonical form.
-  returned: always
-  type: str
-  sample: 94:40:c9:5e:7a:b0
-device:
-  description: The matched device's id and name (null when V(unknown) or V(ambiguous) over several devices).
-  returned: always
-  type: dict
-  sample: {id: 1, name: srv001}
-interface:
-  description: The BMC interface's id and name.
-  returned: when match is bmc or foreign_tenant
-  type: dict
-lifecycle_state:
-  description: The device's lifecycle state as read.
-  returned: when match is bmc
-  type: str
-hardened_at:
-  description: The device's hardened_at (null when not hardened).
-  returned: when match is bmc
-  type: str
-matches:
-  description: Every MAC object found (id, interface, device, is_primary).
+batch:
+  description:
+    - The items after this step; each matched item's C(facts) gain C(match), C(mac), C(ip), C(bmc_ip), C(previous_ip),
+      C(ip_changed), C(hostname) and C(transition_reason).
   returned: always
   type: list
   elements: dict
-ip:
-  description: The BMC address as recorded, with its length.
-  returned: when match is bmc and record_ip
-  type: str
-  sample: 10.1.100.21/24
-previous_ip:
-  description: The device's oob_ip before.
-  returned: when match is bmc and record_ip
-  type: str
-ip_changed:
-  description: Whether the device's oob_ip changed (it was empty or another address).
-  returned: when match is bmc and record_ip
-  type: bool
-changes:
-  description: The NetBox changes made (or to be made, in check mode).
+summary:
+  description: How many items are in each status after this step.
   returned: always
-  type: list
-  elements: str
-msg:
-  description: What was found, in words.
-  returned: always
-  type: str
+  type: dict
 netbox_requests:
-  description: HTTP requests sent to NetBox (including retries).
+  description: HTTP requests sent to NetBox.
   returned: always
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from typing import Any
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._mac import MacError
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import (
+    active,
+    check_items,
+    defer,
+    done,
+    fail,
+    skip,
+    summary,
+)
+from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import HARDENED_AT, custom_field, state_of
+from ansible_collections.bm.lifecycle.plugins.module_utils._mac import MacError, normalize_mac
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule, run_batch_step
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
-    DEFAULT_TENANT,
+    DeviceLocks,
     NetBoxError,
-    client_from_params,
-    custom_field,
     device_ref,
-    match_lease,
-    netbox_argument_spec,
+    host_of,
+    match_leases,
     reconcile_bmc_ip,
 )
 
 
+def lease_of(item: dict[str, Any]) -> dict[str, Any]:
+    """The lease of an item's dhcp_lease entry, its MAC normalised (MacError for a MAC that is not one)."""
+    data = item["entry"]["envelope"].get("data") or {}
+    return {"mac": normalize_mac(str(data.get("mac"))), "ip": data.get("ip"), "hostname": data.get("hostname")}
+
+
+def decide(module: LifecycleModule, item: dict[str, Any], found: dict[str, Any]) -> None:
+    """What an unmatched lease means for its item."""
+    facts = item["facts"]
+    if found["match"] == "unknown":
+        module.warn(found["msg"])
+        done(item, "unknown_mac", {"stage": "discovery", **{k: facts[k] for k in ("mac", "ip", "hostname")}},
+             found["msg"])  # fmt: skip
+    elif found["match"] == "ambiguous":
+        fail(item, "ambiguous_mac", found["msg"] + ": fix NetBox (nothing was changed)")
+    elif found["match"] == "foreign_tenant":
+        module.warn(found["msg"])
+        skip(item, found["msg"])
+    else:
+        skip(item, found["msg"])
+
+
+def record(module: LifecycleModule, item: dict[str, Any], found: dict[str, Any]) -> None:
+    """Record a BMC lease's IP, then decide whether the device goes on to the discovery transition."""
+    device, facts = found["device"], item["facts"]
+    ip = reconcile_bmc_ip(module.netbox, device, int(found["interface"]["id"]), facts["ip"],
+                          check_mode=module.check_mode)  # fmt: skip
+    state, hardened = state_of(device), bool(custom_field(device, HARDENED_AT))
+    facts.update(
+        ip=ip["ip"], bmc_ip=host_of(ip["ip"]), previous_ip=ip["previous_ip"], ip_changed=ip["ip_changed"], state=state,
+        transition_reason=f"DHCP lease of its BMC: {facts['mac']} got {ip['ip']}",
+    )  # fmt: skip
+    redelivered = int(item["entry"].get("delivery_count") or 1) > 1
+    if not hardened and (state == "staged" or (redelivered and state == "discovery")):
+        return  # on to the discovery transition
+    event = "bmc_ip_changed" if ip["ip_changed"] else None
+    data = {"stage": "discovery", **{k: facts[k] for k in ("mac", "ip", "bmc_ip", "previous_ip", "hostname")}}
+    done(item, event, data, f"{device.get('name')} is {state}: only its BMC IP is reconciled ({found['msg']})")
+
+
+def match(module: LifecycleModule) -> dict[str, Any]:
+    """Match, record and decide every lease of the batch."""
+    items = check_items(module.params["batch"])
+    todo = []
+    for item in active(items):
+        try:
+            item["facts"].update(lease_of(item))
+        except MacError as exc:
+            fail(item, "bad_lease", f"lease {item['entry']['envelope'].get('data')!r:.200}: {exc}")
+            continue
+        if not item["facts"]["ip"]:
+            fail(item, "bad_lease", "the lease has no ip")
+            continue
+        todo.append(item)
+    matches = match_leases(module.netbox, [i["facts"]["mac"] for i in todo], module.tenant)
+    latest: dict[int, dict[str, Any]] = {}  # device id -> the batch's last lease of its BMC
+    for item in todo:
+        found = matches[item["facts"]["mac"]]
+        item["facts"]["match"] = found["match"]
+        if found["device"]:
+            item["device"] = device_ref(found["device"])
+        if found["match"] != "bmc":
+            decide(module, item, found)
+            continue
+        earlier = latest.get(int(found["device"]["id"]))
+        if earlier is not None:
+            skip(earlier, f"superseded by a later lease of the same BMC in this batch ({item['facts']['ip']})")
+        latest[int(found["device"]["id"])] = item
+    if latest:
+        locks = DeviceLocks(module.redis, [] if module.check_mode else list(latest))
+        with locks:
+            for device_id, item in latest.items():
+                if device_id in locks.busy:
+                    defer(item, f"device {device_id}: another stage holds its lock (the lease is delivered again)")
+                    continue
+                try:
+                    record(module, item, matches[item["facts"]["mac"]])
+                except NetBoxError as exc:
+                    if exc.retryable:
+                        raise
+                    fail(item, "ip_conflict" if exc.status == 409 else "netbox_refused", str(exc))
+    return {"changed": any(i["facts"].get("ip_changed") for i in items), "batch": items, "summary": summary(items)}
+
+
 def main() -> None:
-    argument_spec = netbox_argument_spec()
-    argument_spec.update(
-        mac={"type": "str", "required": True},
-        ip={"type": "str"},
-        record_ip={"type": "bool", "default": True},
-        tenant={"type": "str", "fallback": (env_fallback, ["BM_TENANT"])},
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        required_if=[("record_ip", True, ("ip",))],
-    )
-    p = module.params
-    try:
-        client = client_from_params(p, warn=module.warn)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    result: dict = {"changed": False, "changes": []}
-    try:
-        found = match_lease(client, p["mac"], p["tenant"] or DEFAULT_TENANT)
-        device = found["device"]
-        result.update(
-            match=found["match"],
-            mac=found["mac"],
-            matches=found["matches"],
-            interface=found["interface"],
-            msg=found["msg"],
-            device=None if device is None else device_ref(device),
-        )
-        if found["match"] in ("unknown", "foreign_tenant"):
-            module.warn(found["msg"])
-        if found["match"] == "bmc":
-            result.update(
-                lifecycle_state=custom_field(device, "lifecycle_state"),
-                hardened_at=custom_field(device, "hardened_at"),
-            )
-            if p["record_ip"]:
-                ip = reconcile_bmc_ip(
-                    client, device, int(found["interface"]["id"]), p["ip"], check_mode=module.check_mode
-                )
-                result.update(ip)
-                result["diff"] = {"before": {"oob_ip": ip["previous_ip"]}, "after": {"oob_ip": ip["ip"]}}
-    except MacError as exc:
-        module.fail_json(msg=str(exc), netbox_requests=client.requests, retryable=False)
-    except NetBoxError as exc:
-        module.fail_json(msg=str(exc), netbox_requests=client.requests, retryable=exc.retryable, status=exc.status)
-    except OSError as exc:
-        module.fail_json(msg=str(exc), netbox_requests=client.requests, retryable=True)
-    finally:
-        client.close()
-    result["netbox_requests"] = client.requests
-    module.exit_json(**result)
+    """Run the module."""
+    run_batch_step({}, match)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: bmc_pxe_boot
-short_description: Set a one-time PXE boot on an HPE iLO 5 and reset the host
+short_description: Set a one-time PXE boot on HPE iLO 5 BMCs and reset their hosts, one BMC or a whole batch at once
 version_added: 0.1.0
 description:
+  - Works on one BMC (O(address)) or on the BMCs of a stage's batch (O(batch)), all at once (at most O(concurrency) in
+    flight, each with its own deadline and retries); a BMC that fails fails its item alone (C(status=failed) with
+    C(failure.reason) and C(failure.msg)), its batch-mates go on.
   - Verifies the BMC (C(GET /redfish/v1/Systems/1)), sets a one-time boot override
     (C(BootSourceOverrideEnabled=Once), C(BootSourceOverrideTarget=Pxe)) and then resets the host, as two separate
     calls, the way iLO 5 needs them.
@@ -46,6 +49,12 @@ options:
       - Seconds to wait for a host in POST to finish before the boot override is set.
     type: float
     default: 120
+  verify:
+    description:
+      - Read only, in any mode. Verifies that each BMC answers with these credentials and reports the host's identity
+        and power state in each item's C(facts.system).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -56,6 +65,12 @@ attributes:
 """
 
 EXAMPLES = r"""
+- name: Verify every BMC of the batch (read only, concurrently)
+  bm.lifecycle.bmc_pxe_boot:
+    batch: "{{ bm_read.batch }}"
+    verify: true
+  register: bm_verify
+
 - name: PXE-boot the server once (credentials from BM_BMC_USERNAME / BM_BMC_PASSWORD)
   bm.lifecycle.bmc_pxe_boot:
     address: "{{ bmc_ip }}"
@@ -71,34 +86,41 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description:
+    - With O(batch), the items after this step; each active item's C(facts) gains C(bmc_address), C(system),
+      C(power_state_before) and C(reset_type) (the per-BMC results below), a failed BMC's item C(status=failed).
+  returned: when O(batch) is given
+  type: list
+  elements: dict
 power_state_before:
   description: The host's PowerState read before anything was done.
-  returned: always
+  returned: with O(address)
   type: str
   sample: "Off"
 reset_type:
   description: The ResetType posted (or that would be posted in check mode); null when O(reset=false).
-  returned: always
+  returned: with O(address)
   type: str
   sample: "On"
 boot_override:
   description: The boot override set (or that would be set).
-  returned: always
+  returned: with O(address)
   type: dict
   sample: {"BootSourceOverrideEnabled": "Once", "BootSourceOverrideTarget": "Pxe"}
 boot_override_before:
   description: The boot override read before anything was done.
-  returned: always
+  returned: with O(address)
   type: dict
   sample: {"BootSourceOverrideEnabled": "Disabled", "BootSourceOverrideTarget": "None"}
 system:
   description: Identity of the host as the BMC reports it.
-  returned: always
+  returned: with O(address)
   type: dict
   sample: {"model": "ProLiant DL360 Gen10 Plus", "serial": "CZ2D1Y0ABC", "uuid": "...", "power_state": "Off"}
 bmc_requests:
   description: HTTP requests sent to the BMC, retries included.
-  returned: always
+  returned: with O(address)
   type: int
   sample: 3
 failure_reason:
@@ -114,14 +136,23 @@ message_ids:
   sample: ["iLO.2.15.InvalidOperationForSystemState"]
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import check_items, summary
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
+    BMC_TARGET_RULES,
+    RedfishClient,
     RedfishError,
     bmc_argument_spec,
     client_from_params,
+    failure_reason,
+    on_bmcs,
 )
-from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_boot import failure_reason, pxe_boot
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_boot import pxe_boot
+
+FACTS = ("power_state_before", "reset_type", "system", "boot_override")
 
 
 def main() -> None:
@@ -132,21 +163,42 @@ def main() -> None:
             reset={"type": "bool", "default": True},
             restart_type={"type": "str", "default": "ForceRestart", "choices": ["ForceRestart", "GracefulRestart"]},
             post_timeout={"type": "float", "default": 120.0},
+            verify={"type": "bool", "default": False},
         ),
         supports_check_mode=True,
+        **BMC_TARGET_RULES,
     )
     params = module.params
+
+    def boot(client: RedfishClient) -> dict[str, Any]:
+        return pxe_boot(
+            client,
+            check_mode=module.check_mode or params["verify"],
+            reset=params["reset"],
+            restart_type=params["restart_type"],
+            target=params["target"],
+            post_timeout=params["post_timeout"],
+        )
+
+    if params["batch"] is not None:
+        try:
+            items = check_items(params["batch"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+
+        def work(client: RedfishClient, item: dict[str, Any]) -> None:
+            result = boot(client)
+            item["facts"].update({k: result[k] for k in FACTS})
+
+        on_bmcs(params, items, work, module.warn)
+        changed = not params["verify"] and any("reset_type" in i["facts"] and i["status"] == "active" for i in items)
+        module.exit_json(changed=changed, batch=items, summary=summary(items))
+    if not params["username"] or not params["password"]:
+        module.fail_json(msg="BMC credentials missing: set username and password (or BM_BMC_USERNAME/PASSWORD)")
     client = client_from_params(params, warn=module.warn)
     try:
         with client:
-            result = pxe_boot(
-                client,
-                check_mode=module.check_mode,
-                reset=params["reset"],
-                restart_type=params["restart_type"],
-                target=params["target"],
-                post_timeout=params["post_timeout"],
-            )
+            result = boot(client)
     except RedfishError as error:
         module.fail_json(
             msg=str(error),

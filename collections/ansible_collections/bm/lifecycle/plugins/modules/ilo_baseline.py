@@ -23,6 +23,10 @@ description:
   - Remote syslog needs the iLO licence feature C(RemoteSyslog) (iLO Advanced); without it the module fails with an
     error naming the feature, before any change.
   - On failure the result carries RV(failed_step), so that a stage can say where it stopped.
+  - With O(batch), works on the BMC of every active item of a stage's batch at once; an item's login is
+    O(credentials)[device name] C({username, password}), and its C(new_password) is that device's O(admin_password).
+    A BMC that fails fails its item alone (C(failure.reason) is the step); each applied item's C(facts) gain
+    C(changes), C(reset_performed), C(firmware) and C(transition_reason).
 author:
   - bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
@@ -166,19 +170,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description: With O(batch), the items after this step.
+  returned: when O(batch) is given
+  type: list
+  elements: dict
 changes:
   description: The steps applied (or, in check mode, that would be); no secrets.
-  returned: always
+  returned: with O(address)
   type: list
   elements: str
   sample: ["min_password_length", "admin_password", "snmp_enabled ipmi_enabled syslog", "snmpv1"]
 reset_required:
   description: Whether the changes (or a pending configuration) need a Manager.Reset, as far as known before applying.
-  returned: always
+  returned: with O(address)
   type: bool
 reset_performed:
   description: Whether the one Manager.Reset was posted.
-  returned: always
+  returned: with O(address)
   type: bool
 reset_type:
   description: The Manager.Reset type posted.
@@ -187,20 +196,20 @@ reset_type:
   sample: GracefulRestart
 reset_wait_seconds:
   description: Seconds waited for the BMC after the reset.
-  returned: always
+  returned: with O(address)
   type: float
 password_changed:
   description: Whether the admin password was (or would be) changed.
-  returned: always
+  returned: with O(address)
   type: bool
 firmware:
   description: The iLO firmware version.
-  returned: always
+  returned: with O(address)
   type: str
   sample: iLO 5 v2.55
 bmc_requests:
   description: HTTP requests sent to the BMC, retries included.
-  returned: always
+  returned: with O(address)
   type: int
 failed_step:
   description: On failure, the step that failed (for example V(read), V(syslog), V(admin_password), V(manager_reset),
@@ -215,20 +224,66 @@ message_ids:
   elements: str
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import check_items, fail, summary
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
+    BMC_TARGET_RULES,
+    RedfishClient,
     RedfishError,
     bmc_argument_spec,
     client_from_params,
+    failure_reason,
+    on_bmcs,
 )
-from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_baseline import BASELINE_ARGUMENT_SPEC, run
-from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_boot import failure_reason
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_baseline import (
+    BASELINE_ARGUMENT_SPEC,
+    BaselineError,
+    run,
+)
+
+FACTS = ("changes", "reset_performed", "firmware")
+
+
+def for_items(module: AnsibleModule) -> dict[str, Any]:
+    """The baseline on the BMC of every active item at once; a BMC that fails fails its item, with the step."""
+    params = module.params
+    items = check_items(params["batch"])
+
+    def work(client: RedfishClient, item: dict[str, Any]) -> None:
+        login = params["credentials"].get(item["device"]["name"]) or {}
+        mine = {**params, "admin_username": login.get("username") or params["admin_username"],
+                "admin_password": login.get("new_password") or params["admin_password"]}  # fmt: skip
+        try:
+            result = run(client, mine, check_mode=module.check_mode)
+        except BaselineError as error:
+            fail(item, error.step, f"hardening step {error.step} failed on BMC {client.display}: {error}")
+            return
+        item["facts"].update({k: result.get(k) for k in FACTS})
+        reset = "one Manager.Reset" if result.get("reset_performed") else "no reset"
+        item["facts"]["transition_reason"] = (
+            f"BMC baseline applied and verified: {len(result.get('changes') or [])} change(s), {reset}, "
+            f"{result.get('firmware')}"
+        )
+
+    on_bmcs(params, items, work, module.warn)
+    return {"changed": any(i["facts"].get("changes") for i in items), "batch": items, "summary": summary(items)}
 
 
 def main() -> None:
     """Run the module."""
-    module = AnsibleModule(argument_spec=bmc_argument_spec(**BASELINE_ARGUMENT_SPEC), supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=bmc_argument_spec(**BASELINE_ARGUMENT_SPEC), supports_check_mode=True, **BMC_TARGET_RULES
+    )
+    if module.params["batch"] is not None:
+        try:
+            module.exit_json(**for_items(module))
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+    if not module.params["username"] or not module.params["password"]:
+        module.fail_json(msg="BMC credentials missing: set username and password (or BM_BMC_USERNAME/PASSWORD)")
     client = client_from_params(module.params, warn=module.warn)
     try:
         with client:

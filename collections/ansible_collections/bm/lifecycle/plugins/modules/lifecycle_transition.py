@@ -7,23 +7,23 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: lifecycle_transition
-short_description: Move a NetBox device from an expected lifecycle state to a new one (compare-and-set)
+short_description: Apply a named lifecycle transition to a batch of NetBox devices (compare-and-set, in bulk)
 version_added: 0.1.0
 description:
-  - Moves one device from one of O(expected) to O(state) in the NetBox custom field C(lifecycle_state), sets the
-    state's timestamp custom field and C(lifecycle_changed_at), and writes a NetBox journal entry on the device
-    (what, why, who, event id).
-  - "Compare-and-set: NetBox has no atomic CAS, so the module takes a short per-device lock in Redis
-    (C(SET bm:lock:device:<id> NX PX)), re-reads the device under it, checks the tenant, the state and
-    O(expected_fields), and changes it with one C(PATCH). If the device is not in an expected state it changes nothing,
-    returns C(changed=false) with RV(refused=state) and a message saying so: a duplicate or late event is harmless."
-  - "Timestamps: C(discovery) sets C(discovered_at), C(validating) C(pxe_boot_initiated_at), C(validation_completed)
-    C(validation_completed_at), C(monitored) C(last_monitored_at), and C(staged) coming from C(hardening) sets
-    C(hardened_at). O(custom_fields) are written in the same C(PATCH) and win over these."
-  - If the device is already in O(state) and no journal entry mentions O(event_id) (an earlier run died between its
-    C(PATCH) and its journal entry), the entry is written now.
-  - Only devices of O(tenant) are touched; any other device is refused with a warning (RV(refused=tenant)), nothing
-    changed.
+  - Applies the lifecycle transition O(transition) of the state machine (docs/ARCHITECTURE.md, "The state machine") to
+    every device of O(batch) (a stage's batch) or O(devices) (named by hand). C(lifecycle_state) moves from one of the
+    transition's source states to its target, C(lifecycle_changed_at) and the target's timestamp field are set, and a
+    NetBox journal entry on each device says what, why, who and which event.
+  - "Compare-and-set, for the whole batch at once: the devices' Redis locks (C(SET bm:lock:device:<id> NX PX)) are
+    taken in one pipeline, the devices re-read under them in one NetBox request, each checked (tenant, source state,
+    the C(hardened_at) guard, O(expected_fields)), the changes written with one bulk C(PATCH) and the journal entries
+    with one bulk C(POST). A device not in a source state is refused (RV(results[].refused=state)), nothing changed: a
+    duplicate or late event is harmless. A device whose lock another run holds past O(lock_wait) is left alone
+    (C(refused=locked)); in O(batch) it becomes C(deferred), its entry not acknowledged."
+  - With O(batch), a refused device's item is C(skipped) (acknowledged, nothing more), unless O(resume) is set and the
+    device is already in the target state; then a redelivered event goes on (a run that died after its C(PATCH)), and a
+    missing journal entry is written late.
+  - Only devices of O(tenant) are touched; any other device is refused with a warning (C(refused=tenant)).
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
   - bm.lifecycle.netbox
@@ -31,31 +31,38 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reads the device and reports what would change; takes no lock and writes nothing.
+    description: Reads the devices and reports what would change; takes no lock and writes nothing.
   diff_mode:
     support: full
-    description: Shows the custom fields and device fields before and after.
+    description: Shows each device's custom fields and device fields before and after.
 options:
-  device:
-    description: The NetBox device, by id or by (unique) name.
-    type: raw
+  transition:
+    description: The transition, by name; its source states, target, timestamp field and guard are the state machine's.
+    type: str
     required: true
-  expected:
+    choices: [discover, claim_pxe_boot, fail_provisioning, complete_validation, time_out_validation, start_hardening,
+              complete_hardening, fail_hardening, start_monitoring, reset]
+  batch:
     description:
-      - The states the device must be in for the transition to happen.
-      - Listing O(state) too makes the call an update within the state (no state change, fields only).
+      - A stage's batch (the previous step's RV(batch)); the transition is applied to the devices of its active items.
+      - An item's C(facts.transition_reason) and C(facts.journal_kind), when a step set them, are the journal entry's
+        reason and kind for that device.
     type: list
-    elements: str
-    required: true
-  state:
-    description: The new lifecycle state.
+    elements: dict
+  devices:
+    description:
+      - Devices named by hand, each an id, a unique name, or a mapping with C(device) and any of O(reason),
+        C(event_id), O(expected_fields), O(custom_fields), O(device_fields), O(journal_kind) for that device alone.
+    type: list
+    elements: raw
+  reason:
+    description: Why, for the journal entries (a O(devices) entry may give its own).
     type: str
     required: true
   expected_fields:
     description:
-      - Custom fields that must also hold these values under the lock (null or an empty string mean empty).
-      - "For example C({hardened_at: null}) for staged and not hardened yet, or the C(lifecycle_changed_at) a caller
-        read, so that the transition happens only if nobody moved the device in between."
+      - Custom fields that must also hold these values under the lock (null or an empty string mean empty), for
+        example the C(lifecycle_changed_at) a caller read, so that the move happens only if nobody moved the device.
     type: dict
   custom_fields:
     description: More custom fields to set (or clear with null) in the same C(PATCH).
@@ -63,21 +70,12 @@ options:
   device_fields:
     description: Top-level device fields to set in the same C(PATCH) (for example C(oob_ip) by id).
     type: dict
-  timestamp_field:
-    description:
-      - The custom field stamped with the current time when the state changes. V(auto) uses the table above; an empty
-        string stamps only C(lifecycle_changed_at).
-    type: str
-    default: auto
-  reason:
-    description: Why, for the journal entry.
-    type: str
-    required: true
-  event_id:
-    description: The event that caused this transition (journal entry; repairs a missing journal entry on redelivery).
-    type: str
+  resume:
+    description: With O(batch), an item whose device is already in the target state goes on (see above).
+    type: bool
+    default: false
   actor:
-    description: Who, for the journal entry (a stage name, an operator).
+    description: Who, for the journal entries (a stage, an operator).
     type: str
     default: bm.lifecycle
   journal:
@@ -85,179 +83,173 @@ options:
     type: bool
     default: true
   journal_kind:
-    description: Journal entry kind; default C(danger) for C(*_failed) states, else C(info).
+    description: Journal entry kind; the transition's own by default (C(danger) for failures).
     type: str
     choices: [info, success, warning, danger]
   tenant:
     description: Only devices of this tenant (slug or name) are touched. Environment E(BM_TENANT) if not set.
     type: str
   lock_ttl:
-    description: Seconds the device lock lives at most (it is released as soon as the transition is done).
+    description: Seconds a device lock lives at most (released as soon as the batch is written).
     type: float
     default: 30
   lock_wait:
-    description: Seconds to wait for a lock another stage holds before failing.
+    description: Seconds to wait for locks another stage holds.
     type: float
     default: 10
 """
 
 EXAMPLES = r"""
-- name: A matched BMC lease moves a staged, not yet hardened server to discovery
+- name: Claim every device of the batch - discovery -> validating (compare-and-set)
   bm.lifecycle.lifecycle_transition:
-    device: srv001
-    expected: [staged]
-    expected_fields: {hardened_at: null}
-    state: discovery
-    reason: DHCP lease 94:40:c9:5e:7a:b0 -> 10.1.100.21
-    event_id: "{{ envelope.event_id }}"
-    actor: bm.lifecycle.discovery
-
-- name: Hardening done, back to staged with hardened_at (set automatically when coming from hardening)
-  bm.lifecycle.lifecycle_transition:
-    device: 42
-    expected: [hardening]
-    state: staged
-    reason: BMC baseline applied
+    batch: "{{ bm_verify.batch }}"
+    transition: claim_pxe_boot
+    reason: one-time PXE boot of the validation image
+    actor: bm.lifecycle.provisioning
+  register: bm_claim
 
 - name: An operator resets a failed server to the start (clears hardened_at in the same PATCH)
   bm.lifecycle.lifecycle_transition:
-    device: srv001
-    expected: [provisioning_failed, validation_failed, hardening_failed]
-    state: staged
+    devices: [srv001]
+    transition: reset
     custom_fields: {hardened_at: null}
     reason: BMC cable replaced (ticket 1234)
     actor: jdoe
 """
 
 RETURN = r"""
+results:
+  description: One result per device, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    transitioned:
+      description: Whether the state changed (or would, in check mode).
+      type: bool
+    refused:
+      description:
+        - Why nothing was done, null if done.
+        - V(state), V(hardened), V(fields), V(tenant), V(locked) or V(missing).
+      type: str
+    state_before:
+      description: The state found under the lock.
+      type: str
+    state:
+      description: The state after the module.
+      type: str
+    device:
+      description: The device's id and name.
+      type: dict
+    custom_fields:
+      description: The custom fields written (or to be written).
+      type: dict
+    oob_ip:
+      description: The device's out-of-band (BMC) address without its length, null if none.
+      type: str
+    journal_entry:
+      description: Id of the journal entry written, if any.
+      type: int
+    msg:
+      description: What happened, in words.
+      type: str
+batch:
+  description: With O(batch), the items after this step.
+  returned: when O(batch) is given
+  type: list
+  elements: dict
 transitioned:
-  description: Whether the state changed (or would, in check mode).
-  returned: always
-  type: bool
-refused:
-  description:
-    - Why nothing was done, null if done.
-    - C(state) (not in an expected state), C(fields) (O(expected_fields) differ) or C(tenant) (another tenant's).
-  returned: always
-  type: str
-state_before:
-  description: The state found under the lock.
-  returned: always
-  type: str
-  sample: staged
-state:
-  description: The state after the module.
-  returned: always
-  type: str
-  sample: discovery
-device:
-  description: The device's id and name.
-  returned: always
-  type: dict
-  sample: {id: 1, name: srv001}
-custom_fields:
-  description: The custom fields written (or to be written).
-  returned: when not refused
-  type: dict
-  sample: {lifecycle_state: discovery, discovered_at: "2026-11-25T05:00:00Z"}
-oob_ip:
-  description: The device's out-of-band (BMC) address without its length, null if none.
-  returned: always
-  type: str
-  sample: 10.1.100.21
-journal_entry:
-  description: Id of the journal entry written, if any.
+  description: How many devices changed state.
   returned: always
   type: int
-msg:
-  description: What happened, in words.
-  returned: always
-  type: str
 netbox_requests:
   description: HTTP requests sent to NetBox (including retries).
   returned: always
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from typing import Any
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
-    DEFAULT_TENANT,
-    LockBusy,
-    NetBoxError,
-    client_from_params,
-    netbox_argument_spec,
-    transition,
-)
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisError
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import REDIS_ARGUMENT_SPEC
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params as redis_client
+from ansible_collections.bm.lifecycle.plugins.module_utils import _transition
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import active, check_items, defer, event_id, skip
+from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import TRANSITIONS, transition_named
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
+
+PER_DEVICE = ("reason", "expected_fields", "custom_fields", "device_fields", "journal_kind")
+
+
+def move(module: LifecycleModule) -> dict[str, Any]:
+    """Plan and apply the transition for the batch; items follow their device's result."""
+    p = module.params
+    defaults = {k: p[k] for k in PER_DEVICE}
+    items = check_items(p["batch"]) if p["batch"] is not None else None
+    todo = active(items) if items is not None else []
+    if items is not None:
+        raw: list[Any] = [
+            {
+                "device": int(i["device"]["id"]),
+                "event_id": event_id(i),
+                "reason": i["facts"].get("transition_reason"),
+                "journal_kind": i["facts"].get("journal_kind"),
+            }
+            for i in todo
+        ]
+    else:
+        raw = list(p["devices"] or [])
+    requests = [_transition.Request.from_dict(r, defaults) for r in raw]
+    results = _transition.apply(
+        module.netbox, None if module.check_mode else module.redis, transition_named(p["transition"]), requests,
+        actor=p["actor"], tenant=module.tenant, write=not module.check_mode, journal=p["journal"],
+        lock_ttl=p["lock_ttl"], lock_wait=p["lock_wait"],
+    )  # fmt: skip
+    for result in results:
+        if result["refused"] == "tenant":
+            module.warn(result["msg"])
+    for item, result in zip(todo, results if items is not None else [], strict=True):
+        item["facts"]["transition"] = {k: result[k] for k in ("transitioned", "refused", "state_before", "state")}
+        item["msg"] = result["msg"]
+        if result["refused"] == "locked":
+            defer(item, result["msg"])
+        elif result["refused"] and not (p["resume"] and result["state"] == TRANSITIONS[p["transition"]].target):
+            skip(item, result["msg"])
+    out: dict[str, Any] = {
+        "changed": any(r["changed"] for r in results),
+        "results": results,
+        "transitioned": sum(1 for r in results if r["transitioned"]),
+        "diff": {
+            "before": {r["device"]["name"]: r["diff"]["before"] for r in results if r["changed"]},
+            "after": {r["device"]["name"]: r["diff"]["after"] for r in results if r["changed"]},
+        },
+    }
+    if items is not None:
+        out["batch"] = items
+    return out
 
 
 def main() -> None:
-    argument_spec = netbox_argument_spec()
-    argument_spec.update(REDIS_ARGUMENT_SPEC)
-    argument_spec.update(
-        device={"type": "raw", "required": True},
-        expected={"type": "list", "elements": "str", "required": True},
-        state={"type": "str", "required": True},
-        expected_fields={"type": "dict"},
-        custom_fields={"type": "dict"},
-        device_fields={"type": "dict"},
-        timestamp_field={"type": "str", "default": "auto"},
-        reason={"type": "str", "required": True},
-        event_id={"type": "str"},
-        actor={"type": "str", "default": "bm.lifecycle"},
-        journal={"type": "bool", "default": True},
-        journal_kind={"type": "str", "choices": ["info", "success", "warning", "danger"]},
-        tenant={"type": "str", "fallback": (env_fallback, ["BM_TENANT"])},
-        lock_ttl={"type": "float", "default": 30.0},
-        lock_wait={"type": "float", "default": 10.0},
+    """Run the module."""
+    module = LifecycleModule(
+        {
+            "transition": {"type": "str", "required": True, "choices": list(TRANSITIONS)},
+            "batch": {"type": "list", "elements": "dict"},
+            "devices": {"type": "list", "elements": "raw"},
+            "reason": {"type": "str", "required": True},
+            "expected_fields": {"type": "dict"},
+            "custom_fields": {"type": "dict"},
+            "device_fields": {"type": "dict"},
+            "resume": {"type": "bool", "default": False},
+            "actor": {"type": "str", "default": "bm.lifecycle"},
+            "journal": {"type": "bool", "default": True},
+            "journal_kind": {"type": "str", "choices": ["info", "success", "warning", "danger"]},
+            "lock_ttl": {"type": "float", "default": 30.0},
+            "lock_wait": {"type": "float", "default": 10.0},
+        },
+        redis=True,
+        tenant=True,
+        required_one_of=[("batch", "devices")],
+        mutually_exclusive=[("batch", "devices")],
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    try:
-        client = client_from_params(p, warn=module.warn)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    redis = None
-    if not module.check_mode:
-        try:
-            redis = redis_client(p)
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
-    timestamp_field = p["timestamp_field"]
-    try:
-        result = transition(
-            client,
-            redis,
-            p["device"],
-            expected=p["expected"],
-            state=p["state"],
-            reason=p["reason"],
-            event_id=p["event_id"],
-            actor=p["actor"],
-            tenant=p["tenant"] or DEFAULT_TENANT,
-            expected_fields=p["expected_fields"],
-            custom_fields=p["custom_fields"],
-            device_fields=p["device_fields"],
-            timestamp_field=None if timestamp_field == "" else timestamp_field,
-            journal_kind=p["journal_kind"],
-            write_journal=p["journal"],
-            lock_ttl=p["lock_ttl"],
-            lock_wait=p["lock_wait"],
-            check_mode=module.check_mode,
-        )
-    except (NetBoxError, RedisError, LockBusy, OSError) as exc:
-        module.fail_json(msg=str(exc), netbox_requests=client.requests, retryable=getattr(exc, "retryable", True))
-    finally:
-        client.close()
-        if redis is not None:
-            redis.close()
-    result["netbox_requests"] = client.requests
-    if result.get("refused") == "tenant":
-        module.warn(result["msg"])
-    module.exit_json(**result)
+    module.run(move)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,16 @@ description:
   - A BMC that fails is logged (RV(failures)) and counted; the others are unaffected.
   - "Writes: one JSON file per device per poll, the plan's format, as C(<metrics_dir>/<device>-<YYYYmmddTHHMMSSZ>.json)
     (the newest O(retention) per device are kept); a Prometheus textfile-collector file (O(textfile), written
-    atomically); and C(last_monitored_at)/C(last_power_watts) of every device polled OK to NetBox in bulk (one
-    C(PATCH /api/dcim/devices/) with a list per 250 devices)."
-  - A device given with C(state=staged) (hardened, waiting for monitoring) whose poll succeeds moves to C(monitored) in
-    the same bulk PATCH, with a journal entry, if NetBox still has it C(staged) with C(hardened_at) set.
+    atomically)."
+  - NetBox gets only what changes a server's standing, not its readings. A device given with C(state=staged)
+    (hardened, waiting for monitoring) whose poll succeeds moves to C(monitored) through the lifecycle state machine's
+    C(start_monitoring) transition (compare-and-set under the device's lock, one bulk C(PATCH) for the cycle that also
+    sets C(last_monitored_at) and C(last_power_watts), a journal entry each).
 author:
   - bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
   - bm.lifecycle.netbox
+  - bm.lifecycle.redis
 requirements:
   - aiohttp
 options:
@@ -107,7 +109,7 @@ options:
       If not set, E(BM_PROMETHEUS_TEXTFILE); empty for none.
     type: path
   update_netbox:
-    description: Write C(last_monitored_at)/C(last_power_watts) (and the C(staged) to C(monitored) move) to NetBox.
+    description: Move the hardened C(staged) devices polled OK to C(monitored) in NetBox.
     type: bool
     default: true
   tenant:
@@ -190,6 +192,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
+    LockBusy,
     NetBoxError,
     client_from_params,
     netbox_argument_spec,
@@ -210,6 +213,9 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics impo
     write_json_files,
     write_textfile,
 )
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisError
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import REDIS_ARGUMENT_SPEC
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params as redis_client
 
 TARGET_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -243,6 +249,7 @@ def main() -> None:  # noqa: PLR0912 - one straight sequence of optional outputs
             "tenant": {"type": "str", "default": "baremetal-staging"},
             "return_metrics": {"type": "bool", "default": False},
             **netbox_argument_spec(),
+            **REDIS_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )
@@ -301,8 +308,9 @@ def main() -> None:  # noqa: PLR0912 - one straight sequence of optional outputs
     if params["update_netbox"] and ok:
         try:
             client = client_from_params(params, warn=module.warn)
-            synced = sync_netbox(client, results, {t["name"]: t for t in targets}, moment, tenant=params["tenant"])
-        except (NetBoxError, ValueError) as error:
+            with redis_client(params) as redis:
+                synced = sync_netbox(client, redis, results, {t["name"]: t for t in targets}, tenant=params["tenant"])
+        except (NetBoxError, RedisError, LockBusy, OSError, ValueError) as error:
             result["msg"] = f"metrics polled and written, but NetBox could not be updated: {error}"
             module.fail_json(**result)
         result["netbox_updated"] = synced["updated"]

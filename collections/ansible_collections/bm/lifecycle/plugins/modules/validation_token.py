@@ -33,9 +33,17 @@ attributes:
     description: Shows whether a token and boot files exist before and after (never the token).
 options:
   device_id:
-    description: NetBox id of the device.
+    description: NetBox id of the device. Give O(device_id) or O(batch).
     type: int
-    required: true
+  batch:
+    description:
+      - A stage's batch (the previous step's C(batch)). O(state=issued) issues a token and renders the boot files for
+        the device of every active item (named after the device, and the system UUID and serial the BMC reported in
+        C(facts.system)); an item whose token cannot be issued fails alone (C(failure.reason=validation_token)).
+        O(state=absent) revokes the token and removes the boot files of every failed item that had one issued.
+      - Each item's C(facts) gain C(token_expires_at) and C(boot_files). See docs/ARCHITECTURE.md, "The stage shape".
+    type: list
+    elements: dict
   state:
     description: What to do.
     type: str
@@ -119,6 +127,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description: With O(batch), the items after this step.
+  returned: when O(batch) is given
+  type: list
+  elements: dict
 device_id:
   description: The device.
   returned: always
@@ -152,6 +165,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import check_items, fail, summary
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisError
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params, redis_argument_spec
 from ansible_collections.bm.lifecycle.plugins.module_utils._validation_token import (
@@ -184,19 +198,24 @@ def _consume(module: AnsibleModule, redis: RedisClient, before: dict[str, Any], 
 
 
 def _absent(
-    module: AnsibleModule, redis: RedisClient, before: dict[str, Any], result: dict[str, Any], paths: list[str]
+    module: AnsibleModule,
+    redis: RedisClient,
+    before: dict[str, Any],
+    result: dict[str, Any],
+    paths: list[str],
+    *,
+    device_id: int,
 ) -> dict:
     result["changed"] = before["token"] or bool(before["boot_files"])
     result["boot_files"] = before["boot_files"]
     if not module.check_mode:
-        revoke(redis, module.params["device_id"])
+        revoke(redis, device_id)
         remove_files(paths)
     return {"token": False, "boot_files": []}
 
 
-def _issue(module: AnsibleModule, redis: RedisClient, result: dict[str, Any], paths: list[str]) -> dict:
+def _issue(module: AnsibleModule, redis: RedisClient, result: dict[str, Any], paths: list[str], device_id: int) -> dict:
     p = module.params
-    device_id = p["device_id"]
     token = new_token()
     content = ""
     if paths:
@@ -225,10 +244,55 @@ def _issue(module: AnsibleModule, redis: RedisClient, result: dict[str, Any], pa
     return {"token": True, "boot_files": paths}
 
 
+def _one(module: AnsibleModule, redis: RedisClient, device_id: int, names: list[str]) -> dict[str, Any]:
+    """Issue, consume or revoke the token of one device; the module's result for it."""
+    p = module.params
+    result: dict[str, Any] = {"changed": False, "device_id": device_id, "boot_files": []}
+    paths = boot_paths(p["boot_dir"], names, p["boot_format"]) if p["boot_dir"] else []
+    before = {"token": ttl_of(redis, device_id) is not None, "boot_files": [x for x in paths if os.path.exists(x)]}
+    if p["state"] == "consumed":
+        after = _consume(module, redis, before, result)
+    elif p["state"] == "absent":
+        after = _absent(module, redis, before, result, paths, device_id=device_id)
+    else:
+        after = _issue(module, redis, result, paths, device_id)
+    result["diff"] = {"before": before, "after": after}
+    return result
+
+
+def _for_items(module: AnsibleModule, redis: RedisClient) -> dict[str, Any]:
+    """The batch: tokens for the active items, or revocation for the failed ones that had a token."""
+    items = check_items(module.params["batch"])
+    state = module.params["state"]
+    if state == "consumed":
+        raise ValueError("state=consumed takes one device_id and its token, not items")
+    changed = False
+    for item in items:
+        facts = item["facts"]
+        if state == "absent" and not (item["status"] == "failed" and facts.get("boot_files") is not None):
+            continue
+        if state == "issued" and item["status"] != "active":
+            continue
+        system = facts.get("system") or {}
+        names = [item["device"]["name"], str(system.get("uuid") or "").lower(), str(system.get("serial") or "")]
+        try:
+            result = _one(module, redis, int(item["device"]["id"]), [n for n in dict.fromkeys(names) if n])
+        except TokenError as exc:
+            fail(item, "validation_token", f"validation token of {item['device']['name']}: {exc}")
+            continue
+        changed = changed or result["changed"]
+        if state == "issued":
+            facts.update(token_expires_at=result.get("expires_at"), boot_files=result["boot_files"])
+        else:
+            facts["token_revoked"] = True
+    return {"changed": changed, "batch": items, "summary": summary(items)}
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=redis_argument_spec(
-            device_id={"type": "int", "required": True},
+            device_id={"type": "int"},
+            batch={"type": "list", "elements": "dict"},
             state={"type": "str", "choices": ["issued", "consumed", "absent"], "default": "issued"},
             ttl={"type": "int", "default": 3600},
             token={"type": "str", "no_log": True},
@@ -243,28 +307,26 @@ def main() -> None:
             kernel_args={"type": "list", "elements": "str", "default": []},
             boot_file_mode={"type": "raw", "default": "0644"},
         ),
-        required_if=[("state", "consumed", ("token",))],
+        required_if=[("state", "consumed", ("token", "device_id"))],
+        required_one_of=[("device_id", "batch")],
+        mutually_exclusive=[("device_id", "batch")],
         supports_check_mode=True,
     )
     p = module.params
-    device_id = p["device_id"]
-    result: dict[str, Any] = {"changed": False, "device_id": device_id, "boot_files": []}
     try:
         redis = client_from_params(p)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    if p["batch"] is not None:
+        try:
+            module.exit_json(**_for_items(module, redis))
+        except (ValueError, RedisError, OSError) as exc:
+            module.fail_json(msg=f"validation token: {exc}")
+        finally:
+            redis.close()
+    result: dict[str, Any] = {"changed": False, "device_id": p["device_id"], "boot_files": []}
     try:
-        paths = (
-            boot_paths(p["boot_dir"], p["boot_names"] or [str(device_id)], p["boot_format"]) if p["boot_dir"] else []
-        )
-        before = {"token": ttl_of(redis, device_id) is not None, "boot_files": [x for x in paths if os.path.exists(x)]}
-        if p["state"] == "consumed":
-            after = _consume(module, redis, before, result)
-        elif p["state"] == "absent":
-            after = _absent(module, redis, before, result, paths)
-        else:
-            after = _issue(module, redis, result, paths)
-        result["diff"] = {"before": before, "after": after}
+        result.update(_one(module, redis, p["device_id"], p["boot_names"] or [str(p["device_id"])]))
     except TokenError as exc:
         module.fail_json(msg=str(exc), **result)
     except (RedisError, OSError) as exc:

@@ -19,6 +19,7 @@ from aiohttp import web
 try:
     from ansible_collections.bm.lifecycle.plugins.module_utils import (
         _envelope,
+        _lifecycle,
         _netbox,
         _redis,
         _validation_report,
@@ -28,6 +29,7 @@ except ImportError:  # loaded by path from the collection: make the collection i
     sys.path.insert(0, str(Path(__file__).resolve().parents[7]))
     from ansible_collections.bm.lifecycle.plugins.module_utils import (
         _envelope,
+        _lifecycle,
         _netbox,
         _redis,
         _validation_report,
@@ -42,8 +44,8 @@ description:
     accepted only when everything holds, in this order - body at most O(max_body_bytes) and C(application/json);
     the header C(Authorization) with C(Bearer <token>) present; strict JSON; the report schema (C(iso/README.md),
     list lengths capped); the token is the device's current single-use validation token (issued at provisioning,
-    compared in constant time, see C(bm.lifecycle.validation_token)); the device is in lifecycle state
-    O(expected_state) and of O(tenant) in NetBox; the event fits the bus (64 KiB).
+    compared in constant time, see C(bm.lifecycle.validation_token)); the device may take the lifecycle transition
+    C(complete_validation) (it is in C(validating)) and is of O(tenant) in NetBox; the event fits the bus (64 KiB).
   - Then, in one Redis transaction (C(WATCH) of the token, C(MULTI), C(DEL) of the token, C(XADD), C(EXEC)), the token
     is consumed and a v1 envelope C(validation_report) (its data - the parsed hardware identity, physical NICs with
     canonical MACs and the LLDP neighbours, see C(_validation_report.summarize)) is added to
@@ -52,7 +54,7 @@ description:
   - This source puts nothing on the rulebook's queue. C(bm.lifecycle.redis_streams) reads the stream (list
     C(validation_report) in its O(event_types)), so every stage has one path - batched, acknowledged per entry.
   - Every refusal is a 4xx JSON answer C({status, error, message}) and changes nothing (C(400) malformed JSON,
-    C(401) missing or bad token, C(404) no such device, C(403) other tenant, C(409) not in O(expected_state),
+    C(401) missing or bad token, C(404) no such device, C(403) other tenant, C(409) not in C(validating),
     C(413) too large, C(415) not JSON, C(422) schema). NetBox or Redis unreachable is C(503) with C(Retry-After)
     (the image retries until it gets a 2xx). Tokens are never logged.
   - Arguments are checked up front (a clear ValueError); after that the source never raises and never returns (a
@@ -95,10 +97,6 @@ options:
   tenant:
     description: Only devices of this tenant are accepted; default BM_TENANT, then baremetal-staging.
     type: str
-  expected_state:
-    description: The lifecycle state a device must be in for its report to be accepted.
-    type: str
-    default: validating
   max_body_bytes:
     description: Largest request body accepted.
     type: int
@@ -192,7 +190,6 @@ class Config:
             "netbox_ca_path",
             "netbox_validate_certs",
             "tenant",
-            "expected_state",
             "max_body_bytes",
             "concurrency",
             "stream_maxlen",
@@ -208,7 +205,6 @@ class Config:
         self.max_body_bytes = _int_arg(args, "max_body_bytes", _validation_report.MAX_BODY_BYTES, 1024, 16 * 2**20)
         self.concurrency = _int_arg(args, "concurrency", 4, 1, 64)
         self.stream_maxlen = _int_arg(args, "stream_maxlen", 100_000, 100, 10_000_000)
-        self.expected_state = str(args.get("expected_state") or "validating")
         self.tenant = str(args.get("tenant") or os.environ.get("BM_TENANT") or _netbox.DEFAULT_TENANT)
         redis_url = str(args.get("redis_url") or os.environ.get(_redis.REDIS_URL_ENV) or _redis.DEFAULT_URL)
         password = args.get("redis_password") or os.environ.get(_redis.REDIS_PASSWORD_ENV) or None
@@ -413,14 +409,12 @@ def check_and_commit(cfg: Config, report: dict[str, Any], token: str) -> dict[st
             raise
         finally:
             client.close()
-        if not _netbox.tenant_matches(device, cfg.tenant):
+        why = _lifecycle.refusal(device, _lifecycle.TRANSITIONS["complete_validation"], cfg.tenant)
+        if why is not None and why[0] == "tenant":
             raise Refused(403, "foreign_tenant", f"device {device_id} is not a device of tenant {cfg.tenant}")
-        state = _netbox.custom_field(device, _netbox.STATE_FIELD)
-        if state != cfg.expected_state:
+        if why is not None:
             raise Refused(
-                409,
-                "wrong_state",
-                f"device {device.get('name')} is in state {state!r}, not {cfg.expected_state!r}: report not accepted",
+                409, "wrong_state", f"{why[1].split(': nothing changed', maxsplit=1)[0]}: report not accepted"
             )
         data = _validation_report.summarize(report)
         if len(data["neighbors"]) > _validation_report.MAX_NEIGHBORS:

@@ -144,8 +144,13 @@ VALIDATOR = jsonschema.Draft202012Validator(env.ENVELOPE_SCHEMA)
 def check_candidate(candidate: object) -> None:
     ours = env.schema_errors(candidate)
     assert (not ours) == VALIDATOR.is_valid(candidate), (ours, candidate)
-    reason = env.validation_error(candidate)
-    assert reason is None or isinstance(reason, str)
+    assert all(isinstance(line, str) and ": " in line for line in ours), ours
+    try:
+        env.validate(candidate)
+    except env.EnvelopeError as exc:
+        assert str(exc)
+    else:
+        assert not ours
     try:
         raw = json.dumps(candidate)
     except ValueError:

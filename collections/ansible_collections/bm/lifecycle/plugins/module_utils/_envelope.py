@@ -8,8 +8,10 @@ An envelope is what one Redis stream entry carries, JSON-encoded in the entry's 
      "source": "dhcpd@dhcp1", "causation_id": null, "device": null, "data": {...}}
 
 ``ENVELOPE_SCHEMA`` below is the JSON Schema (draft 2020-12) and the only definition of the format. It lives in Python
-because modules ship through AnsiballZ, which bundles module_utils and nothing else; ``schema_errors`` checks the subset
-of JSON Schema it uses without third-party packages; the tests prove it agrees with ``jsonschema`` on generated input.
+because modules ship through AnsiballZ, which bundles module_utils and nothing else. Modules run on the controller
+with the playbook's own Python, so ``schema_errors`` checks it with the ``jsonschema`` library and words each violation
+as one line naming its path (``device.id: 0 is less than 1``). Only the DHCP hook (``files/bm_lease_hook.py``, the DHCP
+server's system Python) stays standard-library-only: it builds envelopes without this module (its tests decode them).
 ``validate`` adds what a schema cannot say (a real calendar date, bounded nesting of ``data``) and ``decode`` adds the
 size limit and strict JSON (no NaN/Infinity).
 
@@ -25,6 +27,8 @@ import json
 import re
 import uuid
 from typing import Any
+
+import jsonschema
 
 VERSION = 1
 STREAM_PREFIX = "bm:events:"
@@ -92,94 +96,53 @@ class EnvelopeError(ValueError):
     """An envelope is invalid; ``str(exc)`` is the reason, fit for the dead-letter stream."""
 
 
-# --- the JSON Schema subset -------------------------------------------------------------------------------------------
+# --- schema violations, as readable lines -------------------------------------------------------------------------
 
-_TYPE_NAMES = {
-    dict: "object",
-    list: "array",
-    str: "string",
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    type(None): "null",
-}
+_VALIDATOR = jsonschema.Draft202012Validator(ENVELOPE_SCHEMA)
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
-def _type_name(value: object) -> str:
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def _is_type(value: object, name: str) -> bool:  # noqa: PLR0911  (one return per JSON type)
-    if name == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer()
-        )
-    if name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    if name == "string":
-        return isinstance(value, str)
-    if name == "boolean":
-        return isinstance(value, bool)
-    return name == "null" and value is None
-
-
-def _equal(a: object, b: object) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return a == b
-
-
-def _check(value: object, schema: dict[str, Any], path: str, errors: list[str]) -> None:  # noqa: PLR0912
-    where = path or "envelope"
-    if "type" in schema:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if not any(_is_type(value, t) for t in types):
-            errors.append(f"{where}: expected {' or '.join(types)}, got {_type_name(value)}")
-            return
-    if "const" in schema and not _equal(value, schema["const"]):
-        errors.append(f"{where}: must be {json.dumps(schema['const'])}, got {_short(value)}")
-        return
-    if isinstance(value, str):
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            errors.append(f"{where}: shorter than {schema['minLength']} characters")
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            errors.append(f"{where}: longer than {schema['maxLength']} characters")
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            errors.append(f"{where}: {_short(value)} does not match {schema['pattern']}")
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if number and "minimum" in schema and value < schema["minimum"]:
-        errors.append(f"{where}: {value} is less than {schema['minimum']}")
-    if isinstance(value, dict):
-        for key in schema.get("required", []):
-            if key not in value:
-                errors.append(f"{where}: missing field {key!r}")
-        props = schema.get("properties", {})
-        if schema.get("additionalProperties") is False:
-            extra = sorted(str(k) for k in value if k not in props)
-            if extra:
-                errors.append(f"{where}: unexpected field(s) {', '.join(repr(k) for k in extra[:5])}")
-        for key, sub in props.items():
-            if key in value:
-                _check(value[key], sub, f"{path}.{key}" if path else key, errors)
-
-
-def _short(value: object) -> str:
+def short(value: object, limit: int = 48) -> str:
+    """``value`` as JSON (repr if it is not JSON), cut to ``limit`` characters: a value quoted in an error message."""
     try:
         text = json.dumps(value)
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
-    return text if len(text) <= 48 else text[:45] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe(error: jsonschema.ValidationError) -> list[str]:  # noqa: PLR0911  (one return per keyword)
+    """One readable line per problem of a ``jsonschema`` error, named by its path in the envelope."""
+    where = ".".join(str(part) for part in error.absolute_path) or "envelope"
+    value, rule, keyword = error.instance, error.validator_value, error.validator
+    if keyword == "type":
+        names = rule if isinstance(rule, list) else [rule]
+        got = "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+        return [f"{where}: expected {' or '.join(names)}, got {got}"]
+    if keyword == "const":
+        return [f"{where}: must be {json.dumps(rule)}, got {short(value)}"]
+    if keyword == "required":  # one error per missing field, each with the whole object as instance
+        return [f"{where}: missing field {key!r}" for key in rule if key not in value]
+    if keyword == "additionalProperties":
+        extra = sorted(str(k) for k in value if k not in error.schema.get("properties", {}))
+        return [f"{where}: unexpected field(s) {', '.join(repr(k) for k in extra[:5])}"]
+    if keyword == "minLength":
+        return [f"{where}: shorter than {rule} characters"]
+    if keyword == "maxLength":
+        return [f"{where}: longer than {rule} characters"]
+    if keyword == "pattern":
+        return [f"{where}: {short(value)} does not match {rule}"]
+    if keyword == "minimum":
+        return [f"{where}: {value} is less than {rule}"]
+    return [f"{where}: {error.message}"]
 
 
 def schema_errors(envelope: object) -> list[str]:
     """Every violation of ``ENVELOPE_SCHEMA`` by ``envelope`` (empty if it conforms), one readable line each."""
-    errors: list[str] = []
-    _check(envelope, ENVELOPE_SCHEMA, "", errors)
-    return errors
+    lines: list[str] = []
+    for error in sorted(_VALIDATOR.iter_errors(envelope), key=lambda e: [str(p) for p in e.absolute_path]):
+        lines.extend(line for line in _describe(error) if line not in lines)
+    return lines
 
 
 # --- validation, encoding -----------------------------------------------------------------------------------------
@@ -211,15 +174,6 @@ def validate(envelope: object) -> dict[str, Any]:
     if _depth(envelope["data"], MAX_DATA_DEPTH) > MAX_DATA_DEPTH:
         raise EnvelopeError(f"data: nested deeper than {MAX_DATA_DEPTH} levels")
     return envelope
-
-
-def validation_error(envelope: object) -> str | None:
-    """The reason ``envelope`` is invalid, or None."""
-    try:
-        validate(envelope)
-    except EnvelopeError as exc:
-        return str(exc)
-    return None
 
 
 def _reject_constant(name: str) -> Any:

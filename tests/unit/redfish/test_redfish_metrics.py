@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime
 import json
 import os
@@ -12,72 +13,178 @@ from typing import Any
 import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils import _redfish_metrics as m
-from unit.redfish.conftest import body
 
 MOMENT = datetime.datetime(2026, 2, 11, 10, 10, tzinfo=datetime.UTC)
 
 
+RECORDED = Path(__file__).parents[2] / "fixtures" / "redfish_metrics"
+
+
+def recorded_pages(model: str) -> dict[str, Any]:
+    """Every recorded answer of one generation, keyed by its resource path (as the BMC writes it)."""
+    pages: dict[str, Any] = {}
+    for path in sorted((RECORDED / model).glob("*.json")):
+        data = json.loads(path.read_text())
+        if "error" not in data["body"]:
+            pages[data["resource"]] = data["body"]
+    return pages
+
+
 def fetcher(pages: dict[str, Any]):
+    """GET by path, with or without the trailing slash (a real iLO accepts both)."""
+    by_path = {p.rstrip("/"): b for p, b in pages.items()}
     seen: list[str] = []
 
     async def fetch(path: str) -> Any:
         seen.append(path)
-        if path not in pages:
+        if path.rstrip("/") not in by_path:
             raise m.NotFound(path)
-        return pages[path]
+        return copy.deepcopy(by_path[path.rstrip("/")])
 
     fetch.seen = seen  # type: ignore[attr-defined]
     return fetch
 
 
-def test_ilo5_metrics_from_the_plans_three_gets() -> None:
-    fetch = fetcher(
-        {
-            "/redfish/v1/Systems/1": body("system"),
-            "/redfish/v1/Chassis/1/Power": body("power"),
-            "/redfish/v1/Chassis/1/Thermal": body("thermal"),
-        }
-    )
+def collect(pages: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(m.collect(fetcher(pages)))
+
+
+C6 = "/redfish/v1/Chassis/1/"
+
+
+def test_ilo5_reads_the_deprecated_power_and_thermal_through_the_collections() -> None:
+    pages = recorded_pages("ilo5")
+    fetch = fetcher(pages)
     metrics = asyncio.run(m.collect(fetch))
-    system = body("system")
-    assert metrics["cpu"] == {"count": system["ProcessorSummary"]["Count"], "health": "OK"}
-    assert metrics["memory"]["total_gb"] == system["MemorySummary"]["TotalSystemMemoryGiB"]
-    assert metrics["power"]["consumed_watts"] == body("power")["PowerControl"][0]["PowerConsumedWatts"]
-    temps = [t["ReadingCelsius"] for t in body("thermal")["Temperatures"] if t.get("ReadingCelsius") is not None]
-    assert metrics["thermal"]["max_temp_celsius"] == max(temps)
-    assert metrics["thermal"]["fans"]["count"] == len(body("thermal")["Fans"])
-    assert sorted(fetch.seen) == sorted(
-        ["/redfish/v1/Systems/1", "/redfish/v1/Chassis/1/Power", "/redfish/v1/Chassis/1/Thermal"]
-    )
-
-
-def test_fallback_to_power_and_thermal_subsystems() -> None:
-    base = "/redfish/v1/Chassis/1"
-    folder = "new_model"
-    pages = {
-        "/redfish/v1/Systems/1": body("system"),
-        base: body("chassis", folder),
-        f"{base}/EnvironmentMetrics": body("environment_metrics", folder),
-        f"{base}/PowerSubsystem": body("power_subsystem", folder),
-        f"{base}/PowerSubsystem/PowerSupplies": body("power_supplies", folder),
-        f"{base}/PowerSubsystem/PowerSupplies/1": body("power_supply_1", folder),
-        f"{base}/PowerSubsystem/PowerSupplies/2": body("power_supply_2", folder),
-        f"{base}/ThermalSubsystem": body("thermal_subsystem", folder),
-        f"{base}/ThermalSubsystem/ThermalMetrics": body("thermal_metrics", folder),
-        f"{base}/ThermalSubsystem/Fans": body("fans", folder),
-        f"{base}/ThermalSubsystem/Fans/1": body("fan_1", folder),
-        f"{base}/ThermalSubsystem/Fans/2": body("fan_2", folder),
-    }
-    metrics = asyncio.run(m.collect(fetcher(pages)))
+    assert metrics["cpu"] == {"count": 2, "health": "OK"}
+    assert metrics["memory"] == {"total_gb": 384.0, "health": "OK"}
     assert metrics["power"] == {
-        "consumed_watts": 312.0,
-        "health": "Warning",
+        "consumed_watts": 196.0,
+        "health": "OK",
         "power_supplies": 2,
+        "failed_power_supplies": 0,
+        "source": "Power",
+    }
+    thermal = metrics["thermal"]
+    assert thermal["inlet_temp_celsius"] == 21.0  # the Intake sensor, not the average or the maximum
+    assert thermal["sensors"] == 6 and thermal["max_temp_celsius"] == 44.0  # absent sensors (reading 0) left out
+    assert thermal["fans"]["count"] == 6 and thermal["fans"]["failed"] == 0 and thermal["fans"]["units"] == "Percent"
+    assert thermal["source"] == "Thermal" and metrics["health"] == "OK"
+    assert fetch.seen[:2] == ["/redfish/v1/Systems/", "/redfish/v1/Chassis/"]
+    assert "/redfish/v1/Systems/1/" in fetch.seen  # the member's link, as written
+
+
+def test_ilo5_inlet_by_name_when_no_sensor_says_intake() -> None:
+    pages = recorded_pages("ilo5")
+    for sensor in pages["/redfish/v1/Chassis/1/Thermal/"]["Temperatures"]:
+        sensor.pop("PhysicalContext")
+    assert collect(pages)["thermal"]["inlet_temp_celsius"] == 21.0
+    pages["/redfish/v1/Chassis/1/Thermal/"]["Temperatures"][0]["Name"] = "01-Front"
+    assert collect(pages)["thermal"]["inlet_temp_celsius"] is None  # unknown, not a guess
+
+
+@pytest.mark.parametrize("health", ["Warning", "Critical"])
+def test_ilo5_failed_fan_reaches_the_overall_health(health: str) -> None:
+    pages = recorded_pages("ilo5")
+    pages["/redfish/v1/Chassis/1/Thermal/"]["Fans"][3]["Status"]["Health"] = health
+    metrics = collect(pages)
+    assert metrics["thermal"]["fans"]["health"] == health and metrics["thermal"]["fans"]["failed"] == 1
+    assert metrics["thermal"]["temperature_health"] == "OK"
+    assert metrics["thermal"]["health"] == health and metrics["health"] == health
+
+
+def test_ilo5_failed_psu_reaches_the_overall_health() -> None:
+    pages = recorded_pages("ilo5")
+    pages["/redfish/v1/Chassis/1/Power/"]["PowerSupplies"][1]["Status"]["Health"] = "Critical"
+    metrics = collect(pages)
+    assert metrics["power"]["health"] == "Critical" and metrics["power"]["failed_power_supplies"] == 1
+    assert metrics["health"] == "Critical"
+
+
+def test_ilo6_reads_the_dmtf_model_when_the_chassis_links_it() -> None:
+    fetch = fetcher(recorded_pages("ilo6"))
+    metrics = asyncio.run(m.collect(fetch))
+    assert metrics["memory"]["total_gb"] == 512.0
+    assert metrics["power"] == {
+        "consumed_watts": 248.0,  # EnvironmentMetrics.PowerWatts, not the deprecated Power's 251
+        "health": "OK",
+        "power_supplies": 2,
+        "failed_power_supplies": 0,
         "source": "EnvironmentMetrics/PowerSubsystem",
     }
-    assert metrics["thermal"]["avg_temp_celsius"] == 35.7 and metrics["thermal"]["max_temp_celsius"] == 45
-    assert metrics["thermal"]["fans"]["avg_reading"] == 35.0
-    assert metrics["health"] == "Warning"
+    thermal = metrics["thermal"]
+    assert thermal["inlet_temp_celsius"] == 23.0 and thermal["max_temp_celsius"] == 46.0
+    assert thermal["fans"]["count"] == 6 and thermal["fans"]["avg_reading"] == 34.7
+    assert thermal["source"] == "ThermalSubsystem" and metrics["health"] == "OK"
+    seen = fetch.seen
+    assert not [p for p in seen if p.endswith(("/Power/", "/Thermal/"))]  # the deprecated ones are not read
+    assert not [p for p in seen if "DE00A000" in p]  # the storage enclosure is not the system's chassis
+
+
+def test_ilo6_follows_the_chassis_the_system_links() -> None:
+    pages = recorded_pages("ilo6")
+    collection = pages["/redfish/v1/Chassis/"]
+    collection["Members"].reverse()  # the enclosure first: the system's Links.Chassis decides
+    pages["/redfish/v1/Chassis/DE00A000/"] = {"@odata.id": "/redfish/v1/Chassis/DE00A000/", "Id": "DE00A000"}
+    assert collect(pages)["power"]["consumed_watts"] == 248.0
+
+
+def test_ilo6_inlet_from_the_readings_when_no_ambient_summary() -> None:
+    pages = recorded_pages("ilo6")
+    del pages[C6 + "ThermalSubsystem/ThermalMetrics/"]["TemperatureSummaryCelsius"]
+    assert collect(pages)["thermal"]["inlet_temp_celsius"] == 23.0
+
+
+def test_ilo6_failed_fan_and_psu() -> None:
+    pages = recorded_pages("ilo6")
+    pages[C6 + "ThermalSubsystem/Fans/4/"]["Status"]["Health"] = "Critical"
+    pages[C6 + "PowerSubsystem/PowerSupplies/2/"]["Status"]["Health"] = "Warning"
+    metrics = collect(pages)
+    assert metrics["thermal"]["fans"]["failed"] == 1 and metrics["thermal"]["health"] == "Critical"
+    assert metrics["power"]["health"] == "Warning" and metrics["power"]["failed_power_supplies"] == 1
+    assert metrics["health"] == "Critical"
+
+
+def test_ilo6_before_1_68_takes_the_watts_from_the_deprecated_power() -> None:
+    pages = recorded_pages("ilo6")
+    del pages[C6 + "EnvironmentMetrics/"]["PowerWatts"]
+    power = collect(pages)["power"]
+    assert power["consumed_watts"] == 251.0 and power["power_supplies"] == 2
+    assert power["source"] == "EnvironmentMetrics/PowerSubsystem+Power"
+
+
+def test_ilo6_firmware_without_power_and_thermal_still_reads_the_dmtf_model() -> None:
+    pages = recorded_pages("ilo6")
+    for name in ("Power", "Thermal"):
+        del pages[C6][name]
+        pages.pop(C6 + f"{name}/", None)
+    metrics = collect(pages)
+    assert metrics["power"]["consumed_watts"] == 248.0 and metrics["thermal"]["inlet_temp_celsius"] == 23.0
+
+
+@pytest.mark.parametrize("model", ["ilo5", "ilo6"])
+def test_neither_model_is_unknown_not_zero(model: str) -> None:
+    pages = recorded_pages(model)
+    chassis = next(p for p in pages if p.rstrip("/") == "/redfish/v1/Chassis/1")
+    for name in ("Power", "Thermal", "PowerSubsystem", "ThermalSubsystem", "EnvironmentMetrics"):
+        pages[chassis].pop(name, None)
+    metrics = collect(pages)
+    assert metrics["power"] == m.unknown_power()
+    assert metrics["thermal"]["fans"]["count"] is None and metrics["thermal"]["sensors"] is None
+    assert metrics["thermal"]["inlet_temp_celsius"] is None and metrics["thermal"]["health"] is None
+    assert metrics["health"] == "OK"  # CPU and memory are known
+    text = m.prometheus_text([{"name": "s1", "ok": True, "seconds": 0.1, "metrics": metrics}], 1.0, MOMENT)
+    for absent in ("bm_power_supplies", "bm_fans", "bm_temperature_inlet_celsius", "bm_power_consumed_watts"):
+        assert f"{absent}{{" not in text
+    assert 'bm_health{device="s1",component="fans"}' not in text
+
+
+def test_redfish_error_names_the_message_id() -> None:
+    raw = json.dumps(json.loads((RECORDED / "ilo6" / "error_500.json").read_text())["body"]).encode()
+    assert m.redfish_error(raw) == " Base.1.18.InternalError"
+    with_message = {"error": {"@Message.ExtendedInfo": [{"MessageId": "Base.1.8.GeneralError", "Message": "Busy."}]}}
+    assert m.redfish_error(json.dumps(with_message).encode()) == " Base.1.8.GeneralError: Busy."
+    assert m.redfish_error(b"<html>") == ""
 
 
 def ok_result(name: str, watts: float | None = 250.4, device_id: int | None = 7) -> dict[str, Any]:
@@ -89,14 +196,16 @@ def ok_result(name: str, watts: float | None = 250.4, device_id: int | None = 7)
         "metrics": {
             "cpu": {"count": 2, "health": "OK"},
             "memory": {"total_gb": 384.0, "health": "OK"},
-            "power": {"consumed_watts": watts, "health": "OK"},
+            "power": {"consumed_watts": watts, "health": "OK", "power_supplies": 2, "failed_power_supplies": 0},
             "thermal": {
+                "inlet_temp_celsius": 21.0,
                 "avg_temp_celsius": 32.0,
                 "max_temp_celsius": 45.0,
-                "health": "OK",
-                "fans": {"avg_reading": 30.0, "units": "Percent"},
+                "temperature_health": "OK",
+                "health": "Critical",
+                "fans": {"count": 6, "failed": 1, "avg_reading": 30.0, "units": "Percent", "health": "Critical"},
             },
-            "health": "OK",
+            "health": "Critical",
         },
     }
 
@@ -117,7 +226,22 @@ def test_prometheus_textfile_is_well_formed_and_atomic(tmp_path: Path) -> None:
     text = m.prometheus_text([ok_result("srv001"), {"name": 'we"ird', "ok": False, "seconds": 1.0}], 1.5, MOMENT)
     assert 'bm_power_consumed_watts{device="srv001"} 250.4' in text
     assert 'bm_redfish_up{device="we\\"ird"} 0' in text
-    assert "bm_redfish_cycle_seconds 1.5" in text
+    assert "bm_redfish_cycle_duration_seconds 1.5" in text
+    for line in (
+        'bm_temperature_inlet_celsius{device="srv001"} 21.0',
+        'bm_fans{device="srv001"} 6',
+        'bm_fans_failed{device="srv001"} 1',
+        'bm_power_supplies{device="srv001"} 2',
+        'bm_fan_speed_avg_percent{device="srv001"} 30.0',
+        'bm_memory_bytes{device="srv001"} 412316860416',
+        'bm_health{device="srv001",component="fans"} 2',
+        'bm_health{device="srv001",component="overall"} 2',
+        'bm_health{device="srv001",component="temperatures"} 0',
+    ):
+        assert line in text, line
+    documented = (Path(__file__).parents[3] / "README.md").read_text()
+    for metric in m.PROM_HELP:
+        assert f"`{metric}`" in documented, metric
     path = tmp_path / "bm.prom"
     m.write_textfile(str(path), text)
     assert path.read_text() == text and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]

@@ -35,10 +35,11 @@ except ImportError as _error:  # pragma: no cover - reported by the module with 
     HAS_AIOHTTP = False
     AIOHTTP_IMPORT_ERROR = str(_error)
 
-SYSTEM = "/redfish/v1/Systems/1"
-CHASSIS = "/redfish/v1/Chassis/1"
+SYSTEMS = "/redfish/v1/Systems/"
+CHASSIS_COLLECTION = "/redfish/v1/Chassis/"
 HEALTH_RANK = {"OK": 0, "Warning": 1, "Critical": 2}
 HEALTH_NAMES = {v: k for k, v in HEALTH_RANK.items()}
+INLET_WORDS = ("inlet", "ambient")
 
 Fetch = Callable[[str], Awaitable[Any]]
 
@@ -48,7 +49,7 @@ class NotFound(Exception):
 
 
 class PollError(Exception):
-    """One BMC could not be polled; the message says why (no secrets)."""
+    """One BMC could not be polled; the message says which request failed and how (no secrets)."""
 
 
 # --- extraction (pure) -------------------------------------------------------------------------------------------
@@ -76,8 +77,13 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def same_path(a: str | None, b: str | None) -> bool:
+    """Two Redfish paths name the same resource (a real iLO writes a trailing ``/``, others do not)."""
+    return a is not None and b is not None and a.rstrip("/") == b.rstrip("/")
+
+
 def system_metrics(system: Mapping[str, Any]) -> dict[str, Any]:
-    """CPU count and health, memory total and health, from ``Systems/1``."""
+    """CPU count and health, memory total and health, from the system (first member of ``Systems``)."""
     cpu = system.get("ProcessorSummary") or {}
     memory = system.get("MemorySummary") or {}
     return {
@@ -86,22 +92,48 @@ def system_metrics(system: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def power_metrics(power: Mapping[str, Any]) -> dict[str, Any]:
-    """Consumed watts (``PowerControl[0].PowerConsumedWatts``) and power-supply health, from ``Chassis/1/Power``."""
-    control = power.get("PowerControl") or [{}]
-    supplies = _present(power.get("PowerSupplies") or [])
+def unknown_power() -> dict[str, Any]:
+    """Neither ``Power`` nor ``PowerSubsystem``/``EnvironmentMetrics``: unknown, not zero."""
     return {
-        "consumed_watts": _num((control[0] or {}).get("PowerConsumedWatts")),
-        "health": worst(_status_health(s, rollup=False) for s in supplies),
-        "power_supplies": len(supplies),
+        "consumed_watts": None,
+        "health": None,
+        "power_supplies": None,
+        "failed_power_supplies": None,
+        "source": None,
     }
 
 
-def _fan_summary(readings: list[tuple[float | None, str | None, str | None]]) -> dict[str, Any]:
+def _supplies(supplies: list[Mapping[str, Any]] | None) -> dict[str, Any]:
+    if supplies is None:
+        return {"health": None, "power_supplies": None, "failed_power_supplies": None}
+    present = _present(supplies)
+    healths = [_status_health(s, rollup=False) for s in present]
+    return {
+        "health": worst(healths),
+        "power_supplies": len(present),
+        "failed_power_supplies": sum(1 for h in healths if h and h != "OK"),
+    }
+
+
+def power_metrics(power: Mapping[str, Any]) -> dict[str, Any]:
+    """Consumed watts (``PowerControl[0].PowerConsumedWatts``) and PSU health, from the deprecated ``Power``."""
+    control = power.get("PowerControl") or [{}]
+    supplies = power.get("PowerSupplies")
+    return {
+        "consumed_watts": _num((control[0] or {}).get("PowerConsumedWatts")),
+        **_supplies(list(supplies) if isinstance(supplies, list) else None),
+        "source": "Power",
+    }
+
+
+def _fan_summary(readings: list[tuple[float | None, str | None, str | None]] | None) -> dict[str, Any]:
+    if readings is None:
+        return {"count": None, "failed": None, "avg_reading": None, "max_reading": None, "units": None, "health": None}
     values = [r for r, _u, _h in readings if r is not None]
     units = next((u for _r, u, _h in readings if u), None)
     return {
         "count": len(readings),
+        "failed": sum(1 for _r, _u, h in readings if h and h != "OK"),
         "avg_reading": round(sum(values) / len(values), 1) if values else None,
         "max_reading": max(values) if values else None,
         "units": units,
@@ -109,100 +141,179 @@ def _fan_summary(readings: list[tuple[float | None, str | None, str | None]]) ->
     }
 
 
-def _temps(values: list[float], healths: Iterable[str | None]) -> dict[str, Any]:
+def _is_inlet_name(name: Any) -> bool:
+    return isinstance(name, str) and any(word in name.lower() for word in INLET_WORDS)
+
+
+def inlet_reading(sensors: Iterable[Mapping[str, Any]], value_key: str, name_keys: Sequence[str]) -> float | None:
+    """The inlet temperature: the sensor whose ``PhysicalContext`` is ``Intake``, else the one named inlet/ambient."""
+    sensors = [s for s in sensors if _num(s.get(value_key)) is not None]
+    for sensor in sensors:
+        if sensor.get("PhysicalContext") == "Intake":
+            return _num(sensor.get(value_key))
+    for sensor in sensors:
+        if any(_is_inlet_name(sensor.get(key)) for key in name_keys):
+            return _num(sensor.get(value_key))
+    return None
+
+
+def _temps(values: list[float], health: str | None, inlet: float | None) -> dict[str, Any]:
     return {
+        "inlet_temp_celsius": inlet,
         "avg_temp_celsius": round(sum(values) / len(values), 1) if values else None,
         "max_temp_celsius": max(values) if values else None,
         "sensors": len(values),
-        "health": worst(healths),
+        "temperature_health": health,
     }
 
 
-def thermal_metrics(thermal: Mapping[str, Any]) -> dict[str, Any]:
-    """Average and maximum temperature and the fans, from ``Chassis/1/Thermal``."""
-    temps = _present(thermal.get("Temperatures") or [])
-    readings = [v for v in (_num(t.get("ReadingCelsius")) for t in temps) if v is not None]
-    fans = _present(thermal.get("Fans") or [])
-    result = _temps(readings, (_status_health(t, rollup=False) for t in temps))
-    result["fans"] = _fan_summary(
-        [(_num(f.get("Reading")), f.get("ReadingUnits"), _status_health(f, rollup=False)) for f in fans]
-    )
+def unknown_thermal() -> dict[str, Any]:
+    """Neither ``Thermal`` nor ``ThermalSubsystem``: unknown, not zero."""
+    result = _temps([], None, None)
+    result.update(sensors=None, fans=_fan_summary(None), health=None, source=None)
     return result
 
 
-def _link(body: Mapping[str, Any], name: str) -> str | None:
-    value = body.get(name)
+def thermal_metrics(thermal: Mapping[str, Any]) -> dict[str, Any]:
+    """Inlet, average and maximum temperature and the fans, from the deprecated ``Thermal``; a failed fan makes the
+    thermal health (and so the overall health) Warning or Critical."""
+    temps = _present(thermal.get("Temperatures") or [])
+    readings = [v for v in (_num(t.get("ReadingCelsius")) for t in temps) if v is not None]
+    raw_fans = thermal.get("Fans")
+    fans = _present(raw_fans) if isinstance(raw_fans, list) else None
+    result = _temps(
+        readings,
+        worst(_status_health(t, rollup=False) for t in temps),
+        inlet_reading(temps, "ReadingCelsius", ("Name",)),
+    )
+    result["fans"] = _fan_summary(
+        None
+        if fans is None
+        else [(_num(f.get("Reading")), f.get("ReadingUnits"), _status_health(f, rollup=False)) for f in fans]
+    )
+    result["health"] = worst([result["temperature_health"], result["fans"]["health"]])
+    result["source"] = "Thermal"
+    return result
+
+
+def _link(body: Mapping[str, Any] | None, name: str) -> str | None:
+    value = (body or {}).get(name)
     if isinstance(value, Mapping) and isinstance(value.get("@odata.id"), str):
         return value["@odata.id"]
     return None
 
 
-async def _optional(fetch: Fetch, path: str) -> Any:
+async def _optional(fetch: Fetch, path: str | None) -> Any:
+    if not path:
+        return None
     try:
         return await fetch(path)
     except NotFound:
         return None
 
 
-async def _members(fetch: Fetch, path: str | None) -> list[Mapping[str, Any]]:
-    if not path:
-        return []
-    collection = await _optional(fetch, path) or {}
-    paths = [m.get("@odata.id") for m in collection.get("Members") or [] if isinstance(m, Mapping)]
-    bodies = await asyncio.gather(*(_optional(fetch, p) for p in paths if isinstance(p, str)))
+def _member_paths(collection: Mapping[str, Any] | None) -> list[str]:
+    members = (collection or {}).get("Members") or []
+    return [m["@odata.id"] for m in members if isinstance(m, Mapping) and isinstance(m.get("@odata.id"), str)]
+
+
+async def _members(fetch: Fetch, path: str | None) -> list[Mapping[str, Any]] | None:
+    """The members of a linked collection; None when the collection is not linked or not there (unknown)."""
+    collection = await _optional(fetch, path)
+    if not isinstance(collection, Mapping):
+        return None
+    bodies = await asyncio.gather(*(_optional(fetch, p) for p in _member_paths(collection)))
     return [b for b in bodies if isinstance(b, Mapping)]
 
 
-async def _new_power(fetch: Fetch, chassis: Mapping[str, Any]) -> dict[str, Any]:
-    """Power from EnvironmentMetrics + PowerSubsystem (iLO 6, other vendors)."""
-    env_path, sub_path = _link(chassis, "EnvironmentMetrics"), _link(chassis, "PowerSubsystem")
+async def _new_power(fetch: Fetch, chassis: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Power from EnvironmentMetrics + PowerSubsystem (iLO 6, other vendors); None if neither answers."""
     env, sub = await asyncio.gather(
-        _optional(fetch, env_path) if env_path else asyncio.sleep(0, None),
-        _optional(fetch, sub_path) if sub_path else asyncio.sleep(0, None),
+        _optional(fetch, _link(chassis, "EnvironmentMetrics")), _optional(fetch, _link(chassis, "PowerSubsystem"))
     )
-    supplies = await _members(fetch, _link(sub or {}, "PowerSupplies"))
-    present = _present(supplies)
+    if env is None and sub is None:
+        return None
+    supplies = await _members(fetch, _link(sub, "PowerSupplies"))
     return {
         "consumed_watts": _num(((env or {}).get("PowerWatts") or {}).get("Reading")),
-        "health": worst(_status_health(s, rollup=False) for s in present),
-        "power_supplies": len(present),
-        "source": "EnvironmentMetrics/PowerSubsystem",
+        **_supplies(supplies),
+        "source": "EnvironmentMetrics/PowerSubsystem" if sub is not None else "EnvironmentMetrics",
     }
 
 
-async def _new_thermal(fetch: Fetch, chassis: Mapping[str, Any]) -> dict[str, Any]:
-    """Temperatures and fans from ThermalSubsystem (ThermalMetrics, Fans)."""
-    sub_path = _link(chassis, "ThermalSubsystem")
-    sub = (await _optional(fetch, sub_path) if sub_path else None) or {}
-    metrics_path = _link(sub, "ThermalMetrics")
+async def _new_thermal(fetch: Fetch, chassis: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Temperatures and fans from ThermalSubsystem (ThermalMetrics, Fans); None if it does not answer."""
+    sub = await _optional(fetch, _link(chassis, "ThermalSubsystem"))
+    if not isinstance(sub, Mapping):
+        return None
     metrics, fans = await asyncio.gather(
-        _optional(fetch, metrics_path) if metrics_path else asyncio.sleep(0, None),
-        _members(fetch, _link(sub, "Fans")),
+        _optional(fetch, _link(sub, "ThermalMetrics")), _members(fetch, _link(sub, "Fans"))
     )
-    readings = [
-        v
-        for v in (_num(r.get("Reading")) for r in (metrics or {}).get("TemperatureReadingsCelsius") or [])
-        if v is not None
-    ]
-    result = _temps(readings, [_status_health(sub)])
-    result["fans"] = _fan_summary(
-        [(_num((f.get("SpeedPercent") or {}).get("Reading")), "Percent", _status_health(f, rollup=False)) for f in fans]
+    metrics = metrics or {}
+    sensors = [r for r in metrics.get("TemperatureReadingsCelsius") or [] if isinstance(r, Mapping)]
+    readings = [v for v in (_num(r.get("Reading")) for r in sensors) if v is not None]
+    ambient = _num(((metrics.get("TemperatureSummaryCelsius") or {}).get("Ambient") or {}).get("Reading"))
+    inlet = ambient if ambient is not None else inlet_reading(sensors, "Reading", ("DeviceName", "DataSourceUri"))
+    present = _present(fans) if fans is not None else None
+    fan_summary = _fan_summary(
+        None
+        if present is None
+        else [
+            (_num((f.get("SpeedPercent") or {}).get("Reading")), "Percent", _status_health(f, rollup=False))
+            for f in present
+        ]
     )
+    result = _temps(readings, _status_health(sub, rollup=False), inlet)
+    result["fans"] = fan_summary
+    result["health"] = worst([_status_health(sub), fan_summary["health"]])
     result["source"] = "ThermalSubsystem"
     return result
 
 
+def _pick(paths: list[str], wanted: Iterable[str]) -> str | None:
+    for path in wanted:
+        for candidate in paths:
+            if same_path(candidate, path):
+                return candidate
+    return paths[0] if paths else None
+
+
 async def collect(fetch: Fetch) -> dict[str, Any]:
-    """The plan's metrics of one BMC: Systems/1, Chassis/1/Power and Chassis/1/Thermal (concurrently), with fallback."""
-    system, power, thermal = await asyncio.gather(
-        fetch(SYSTEM), _optional(fetch, f"{CHASSIS}/Power"), _optional(fetch, f"{CHASSIS}/Thermal")
-    )
+    """The metrics of one BMC. Follows the service's collections: the first member of ``Systems``, and the chassis
+    that system links (else the first member of ``Chassis``). The DMTF model (``PowerSubsystem``,
+    ``ThermalSubsystem``, ``EnvironmentMetrics``) is read when the chassis links it, the deprecated ``Power`` and
+    ``Thermal`` otherwise; what neither gives stays unknown (None)."""
+    systems, chassis_collection = await asyncio.gather(fetch(SYSTEMS), fetch(CHASSIS_COLLECTION))
+    system_paths, chassis_paths = _member_paths(systems), _member_paths(chassis_collection)
+    if not system_paths:
+        raise PollError(f"GET {SYSTEMS}: no member in the Systems collection")
+    first_chassis = chassis_paths[0] if chassis_paths else None
+    system, chassis = await asyncio.gather(fetch(system_paths[0]), _optional(fetch, first_chassis))
+    linked = [c.get("@odata.id") for c in ((system.get("Links") or {}).get("Chassis") or []) if isinstance(c, Mapping)]
+    wanted = _pick(chassis_paths, [p for p in linked if isinstance(p, str)])
+    if wanted is not None and not same_path(wanted, first_chassis):
+        chassis = await _optional(fetch, wanted)
+    chassis = chassis if isinstance(chassis, Mapping) else {}
     metrics = system_metrics(system)
-    chassis: Mapping[str, Any] | None = None
-    if power is None or thermal is None:
-        chassis = await fetch(CHASSIS)
-    metrics["power"] = power_metrics(power) if power is not None else await _new_power(fetch, chassis or {})
-    metrics["thermal"] = thermal_metrics(thermal) if thermal is not None else await _new_thermal(fetch, chassis or {})
+    new_power, new_thermal = await asyncio.gather(_new_power(fetch, chassis), _new_thermal(fetch, chassis))
+    # The deprecated resources as fallback; also for the watts alone where EnvironmentMetrics has no PowerWatts
+    # (iLO 6 firmware before 1.68).
+    want_power = new_power is None or new_power["consumed_watts"] is None
+    old_power, old_thermal = await asyncio.gather(
+        _optional(fetch, _link(chassis, "Power") if want_power else None),
+        _optional(fetch, _link(chassis, "Thermal") if new_thermal is None else None),
+    )
+    old = power_metrics(old_power) if isinstance(old_power, Mapping) else None
+    if new_power is None:
+        metrics["power"] = old or unknown_power()
+    else:
+        if new_power["consumed_watts"] is None and old is not None and old["consumed_watts"] is not None:
+            new_power.update(consumed_watts=old["consumed_watts"], source=f"{new_power['source']}+Power")
+        metrics["power"] = new_power
+    if new_thermal is not None:
+        metrics["thermal"] = new_thermal
+    else:
+        metrics["thermal"] = thermal_metrics(old_thermal) if isinstance(old_thermal, Mapping) else unknown_thermal()
     metrics["health"] = worst(
         [
             metrics["cpu"]["health"],
@@ -215,6 +326,23 @@ async def collect(fetch: Fetch) -> dict[str, Any]:
 
 
 # --- polling (aiohttp) --------------------------------------------------------------------------------------------
+
+
+def redfish_error(raw: bytes) -> str:
+    """`` MessageId: message`` of a Redfish error body (``error.@Message.ExtendedInfo[0]``, else ``error.code``),
+    or ``""`` when the body is not one; the first 200 characters only."""
+    try:
+        error = json.loads(raw.decode("utf-8", "replace")).get("error") or {}
+    except (ValueError, AttributeError):
+        return ""
+    if not isinstance(error, Mapping):
+        return ""
+    infos = [i for i in error.get("@Message.ExtendedInfo") or [] if isinstance(i, Mapping)]
+    first = infos[0] if infos else {}
+    message_id = first.get("MessageId") or error.get("code")
+    message = first.get("Message") or (error.get("message") if not infos else None)
+    text = ": ".join(str(part) for part in (message_id, message) if part)
+    return f" {text[:200]}" if text else ""
 
 
 def _ssl_for(target: Mapping[str, Any], cache: dict[tuple[str | None, bool], ssl.SSLContext]) -> ssl.SSLContext:
@@ -260,15 +388,16 @@ async def _poll_one(
                         return await answer.json(content_type=None)
                     if answer.status == 404:
                         raise NotFound(path)
+                    detail = redfish_error(await answer.read())
                     if answer.status == 401:
-                        raise PollError(f"HTTP 401 on {path}: wrong credentials")
+                        raise PollError(f"GET {path}: HTTP 401{detail}: wrong credentials")
                     if answer.status != 503:
-                        raise PollError(f"HTTP {answer.status} on {path}")
-                    reason = f"HTTP 503 on {path}"
+                        raise PollError(f"GET {path}: HTTP {answer.status}{detail}")
+                    reason = f"GET {path}: HTTP 503{detail}"
             except aiohttp.ClientConnectorCertificateError as error:
-                raise PollError(f"TLS verification failed: {error.certificate_error}") from None
+                raise PollError(f"GET {path}: TLS verification failed: {error.certificate_error}") from None
             except (aiohttp.ClientError, OSError) as error:
-                reason = f"{type(error).__name__} on {path}"
+                reason = f"GET {path}: {type(error).__name__}: {error}"
             if attempt == retries:
                 raise PollError(reason)
             counts["retries"] += 1
@@ -286,7 +415,7 @@ async def _poll_one(
         except TimeoutError:
             result["error"] = f"no complete answer within {deadline:g} s"
         except (PollError, NotFound) as error:
-            result["error"] = str(error)
+            result["error"] = f"GET {error}: HTTP 404 (not found)" if isinstance(error, NotFound) else str(error)
         except (ValueError, KeyError, TypeError) as error:
             result["error"] = f"unexpected answer: {type(error).__name__}: {error}"
     result["seconds"] = round(time.monotonic() - started, 3)
@@ -425,22 +554,40 @@ def _label(value: Any) -> str:
 
 PROM_HELP = {
     "bm_redfish_up": ("gauge", "1 if the BMC answered the last poll, else 0"),
-    "bm_redfish_poll_seconds": ("gauge", "Seconds the last poll of the BMC took"),
-    "bm_cpu_count": ("gauge", "Processors reported by Systems/1 ProcessorSummary.Count"),
-    "bm_memory_total_gib": ("gauge", "Systems/1 MemorySummary.TotalSystemMemoryGiB"),
-    "bm_power_consumed_watts": ("gauge", "Chassis/1/Power PowerControl[0].PowerConsumedWatts"),
+    "bm_redfish_poll_duration_seconds": ("gauge", "Seconds the last poll of the BMC took"),
+    "bm_health": (
+        "gauge",
+        "Redfish health per component (overall, cpu, memory, power_supplies, temperatures, fans): "
+        "0 OK, 1 Warning, 2 Critical; absent when unknown",
+    ),
+    "bm_cpu_count": ("gauge", "Processors (ProcessorSummary.Count)"),
+    "bm_memory_bytes": ("gauge", "Installed memory (MemorySummary.TotalSystemMemoryGiB), in bytes"),
+    "bm_power_consumed_watts": (
+        "gauge",
+        "Power drawn (EnvironmentMetrics.PowerWatts, else Power PowerControl[0].PowerConsumedWatts)",
+    ),
+    "bm_power_supplies": ("gauge", "Power supplies present; absent when the BMC does not say"),
+    "bm_power_supplies_failed": ("gauge", "Power supplies present whose health is not OK"),
+    "bm_temperature_inlet_celsius": (
+        "gauge",
+        "Inlet (ambient) temperature: ThermalMetrics TemperatureSummaryCelsius.Ambient, else the Intake sensor, "
+        "else the sensor named inlet/ambient",
+    ),
     "bm_temperature_avg_celsius": ("gauge", "Average of the temperature sensors"),
     "bm_temperature_max_celsius": ("gauge", "Maximum of the temperature sensors"),
-    "bm_fan_avg_reading": ("gauge", "Average fan reading (unit in the units label)"),
-    "bm_health": ("gauge", "Health per component: 0 OK, 1 Warning, 2 Critical"),
+    "bm_fans": ("gauge", "Fans present; absent when the BMC does not say"),
+    "bm_fans_failed": ("gauge", "Fans present whose health is not OK"),
+    "bm_fan_speed_avg_percent": ("gauge", "Average fan speed, in percent of full speed"),
+    "bm_fan_speed_avg_rpm": ("gauge", "Average fan speed, in RPM (BMCs that report RPM)"),
     "bm_redfish_poll_devices": ("gauge", "Devices in the last monitoring cycle, by result"),
-    "bm_redfish_cycle_seconds": ("gauge", "Wall time of the last monitoring cycle"),
+    "bm_redfish_cycle_duration_seconds": ("gauge", "Wall time of the last monitoring cycle"),
     "bm_redfish_last_cycle_timestamp_seconds": ("gauge", "Unix time of the last monitoring cycle"),
 }
+GIB = 1024**3
 
 
 def prometheus_text(results: Sequence[Mapping[str, Any]], cycle_seconds: float, moment: datetime.datetime) -> str:
-    """The textfile-collector exposition of one cycle."""
+    """The textfile-collector exposition of one cycle; an unknown value is an absent series, never 0."""
     samples: dict[str, list[str]] = {name: [] for name in PROM_HELP}
 
     def add(metric: str, labels: dict[str, Any], value: Any) -> None:
@@ -453,25 +600,41 @@ def prometheus_text(results: Sequence[Mapping[str, Any]], cycle_seconds: float, 
     for result in results:
         device = {"device": result["name"]}
         add("bm_redfish_up", device, 1 if result.get("ok") else 0)
-        add("bm_redfish_poll_seconds", device, result.get("seconds"))
+        add("bm_redfish_poll_duration_seconds", device, result.get("seconds"))
         metrics = result.get("metrics")
         if not metrics:
             continue
+        power, thermal = metrics["power"], metrics["thermal"]
+        fans = thermal.get("fans") or {}
+        memory_gib = metrics["memory"]["total_gb"]
         add("bm_cpu_count", device, metrics["cpu"]["count"])
-        add("bm_memory_total_gib", device, metrics["memory"]["total_gb"])
-        add("bm_power_consumed_watts", device, metrics["power"]["consumed_watts"])
-        add("bm_temperature_avg_celsius", device, metrics["thermal"]["avg_temp_celsius"])
-        add("bm_temperature_max_celsius", device, metrics["thermal"]["max_temp_celsius"])
-        fans = metrics["thermal"].get("fans") or {}
-        add("bm_fan_avg_reading", {**device, "units": fans.get("units") or ""}, fans.get("avg_reading"))
-        for component in ("cpu", "memory", "power", "thermal"):
-            health = metrics[component].get("health")
+        add("bm_memory_bytes", device, None if memory_gib is None else int(memory_gib * GIB))
+        add("bm_power_consumed_watts", device, power["consumed_watts"])
+        add("bm_power_supplies", device, power.get("power_supplies"))
+        add("bm_power_supplies_failed", device, power.get("failed_power_supplies"))
+        add("bm_temperature_inlet_celsius", device, thermal.get("inlet_temp_celsius"))
+        add("bm_temperature_avg_celsius", device, thermal["avg_temp_celsius"])
+        add("bm_temperature_max_celsius", device, thermal["max_temp_celsius"])
+        add("bm_fans", device, fans.get("count"))
+        add("bm_fans_failed", device, fans.get("failed"))
+        unit = {"Percent": "bm_fan_speed_avg_percent", "RPM": "bm_fan_speed_avg_rpm"}.get(fans.get("units") or "")
+        if unit:
+            add(unit, device, fans.get("avg_reading"))
+        components = {
+            "overall": metrics.get("health"),
+            "cpu": metrics["cpu"].get("health"),
+            "memory": metrics["memory"].get("health"),
+            "power_supplies": power.get("health"),
+            "temperatures": thermal.get("temperature_health"),
+            "fans": fans.get("health"),
+        }
+        for component, health in components.items():
             if health:
                 add("bm_health", {**device, "component": component}, HEALTH_RANK.get(health, 1))
     ok = sum(1 for r in results if r.get("ok"))
     add("bm_redfish_poll_devices", {"result": "ok"}, ok)
     add("bm_redfish_poll_devices", {"result": "failed"}, len(results) - ok)
-    add("bm_redfish_cycle_seconds", {}, round(cycle_seconds, 3))
+    add("bm_redfish_cycle_duration_seconds", {}, round(cycle_seconds, 3))
     add("bm_redfish_last_cycle_timestamp_seconds", {}, int(moment.timestamp()))
     lines: list[str] = []
     for metric, (kind, text) in PROM_HELP.items():

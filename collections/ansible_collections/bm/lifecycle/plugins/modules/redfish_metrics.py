@@ -13,10 +13,18 @@ description:
   - Polls every BMC of O(targets) in one process with aiohttp. Concurrency is bounded by O(concurrency) and each BMC has
     its own deadline (O(timeout)). Requests use HTTP Basic authentication, so no session is created and none can leak.
     HTTP 503 and connection errors get bounded retries (O(retries)).
-  - "Per BMC, concurrently: C(GET /redfish/v1/Systems/1) (processor count and health, memory total and health),
-    C(Chassis/1/Power) (C(PowerControl[0].PowerConsumedWatts), power-supply health) and C(Chassis/1/Thermal) (average
-    and maximum temperature, fans). Where Power or Thermal are absent (iLO 6, other vendors) it falls back to the
-    chassis' C(EnvironmentMetrics), C(PowerSubsystem) and C(ThermalSubsystem)."
+  - "Per BMC it follows the service's own collections: the first member of C(/redfish/v1/Systems/) (processor count
+    and health, memory total and health) and the chassis that system links (else the first member of
+    C(/redfish/v1/Chassis/)). On that chassis it reads the DMTF model when the chassis links it
+    (C(EnvironmentMetrics) power, C(PowerSubsystem) power supplies, C(ThermalSubsystem) temperatures and fans; iLO 6)
+    and the deprecated C(Power) and C(Thermal) otherwise (iLO 5), or for the watts where C(EnvironmentMetrics) has
+    none. Paths are used as the BMC links them (a real iLO ends every link with C(/))."
+  - "Reads the inlet temperature (C(TemperatureSummaryCelsius.Ambient), else the sensor whose C(PhysicalContext) is
+    C(Intake), else the one named inlet/ambient). Fan and power-supply health are folded into the overall health and
+    exported as their own series. What the BMC does not give stays unknown (null in the JSON, an absent series in
+    Prometheus), never 0. The series are listed in the README's metrics table."
+  - A failed poll names the request that failed and how (HTTP status, Redfish C(MessageId) and message, or the
+    connection error).
   - A BMC that fails is logged (RV(failures)) and counted; the others are unaffected.
   - "Writes: one JSON file per device per poll, the plan's format, as C(<metrics_dir>/<device>-<YYYYmmddTHHMMSSZ>.json)
     (the newest O(retention) per device are kept); a Prometheus textfile-collector file (O(textfile), written
@@ -157,7 +165,7 @@ failures:
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "srv007", "error": "HTTP 401 on /redfish/v1/Systems/1: wrong credentials"}]
+  sample: [{"name": "srv007", "error": "GET /redfish/v1/Systems/: HTTP 401: wrong credentials"}]
 cycle_seconds:
   description: Wall time of the polling.
   returned: always

@@ -85,12 +85,14 @@ def test_events_playbook_shows_and_replays(bus: RedisClient, redis_server: Redis
     bus.call("XGROUP", "CREATE", "bm:events:dhcp_lease", "bm-lifecycle", "0")
     rows = bus.call("XREADGROUP", "GROUP", "bm-lifecycle", "c", "COUNT", 1, "STREAMS", "bm:events:dhcp_lease", ">")
     entry_id = text(rows[0][1][0][0])
-    bus.pipeline(
-        ev.dead_letter_commands(
+    bus.pipeline([
+        ("MULTI",),
+        *ev.dead_letter(
             "bm:events:dhcp_lease", entry_id, "bm-lifecycle", reason="delivered 6 times, more than max_deliveries 5",
             fields={b"envelope": env.encode(lease).encode()}, delivery_count=6,
-        )
-    )  # fmt: skip
+        ),
+        ("EXEC",),
+    ])  # fmt: skip
     shown = task_results(playbook(redis_server.url, "bm.lifecycle.events"))
     lines = json.dumps(shown)
     assert "bm:events:dhcp_lease: 1 entries; bm-lifecycle pending 0" in lines

@@ -100,9 +100,13 @@ def test_dead_letter_replay_and_status(bus: RedisClient) -> None:
     entry = consume_one(bus, "dhcp_lease")
     fields = {b"envelope": env.encode(good).encode()}
     out = bus.pipeline(
-        ev.dead_letter_commands(
-            entry["stream"], entry["id"], GROUP, reason="delivered 6 times", fields=fields, delivery_count=6
-        )
+        [
+            ("MULTI",),
+            *ev.dead_letter(
+                entry["stream"], entry["id"], GROUP, reason="delivered 6 times", fields=fields, delivery_count=6
+            ),
+            ("EXEC",),
+        ]
     )
     assert isinstance(out[-1], list)
     status = ev.bus_status(bus)
@@ -118,10 +122,10 @@ def test_dead_letter_replay_and_status(bus: RedisClient) -> None:
 
 
 def test_dead_letter_of_garbage_is_not_replayable(bus: RedisClient) -> None:
-    cmds = ev.dead_letter_commands(
+    cmds = ev.dead_letter(
         "bm:events:dhcp_lease", "1-0", GROUP, reason="not JSON", fields={b"x": b"\xff" * 70000}, delivery_count=1
     )
-    bus.pipeline(cmds)
+    bus.pipeline([("MULTI",), *cmds, ("EXEC",)])
     row = bus.call("XRANGE", env.DEAD_LETTER_STREAM, "-", "+")[0]
     f = pairs(row[1])
     assert text(f["raw_truncated"]) == "1"

@@ -180,10 +180,15 @@ def _result(
 # --- dead letters ----------------------------------------------------------------------------------------------------
 
 
-def dead_letter_fields(
+def dead_letter(
     stream: str, entry_id: str, group: str, *, reason: str, fields: dict[Any, Any] | None, delivery_count: int
-) -> dict[str, str]:
-    """The fields of the dead-letter entry for one stream entry (``raw`` is the original envelope, cut at 64 KiB)."""
+) -> list[tuple[Any, ...]]:
+    """The two commands that dead-letter one stream entry: ``XADD`` of its dead-letter entry, ``XACK`` of the entry.
+
+    The single home of the dead-letter format, for every writer (the event source, the tests): run both in one
+    transaction (``MULTI``/``EXEC``, or a redis-py ``pipeline(transaction=True)``) so that the entry is moved, or not.
+    The dead-letter entry keeps the reason, the delivery count and ``raw``, the original envelope cut at 64 KiB.
+    """
     if fields and set(map(text, fields)) == {ENTRY_FIELD}:
         raw = text(next(iter(fields.values())))
     elif fields:
@@ -194,7 +199,7 @@ def dead_letter_fields(
     truncated = raw_bytes > MAX_RAW_IN_DEAD_LETTER
     if truncated:
         raw = raw.encode("utf-8")[:MAX_RAW_IN_DEAD_LETTER].decode("utf-8", "ignore")
-    return {
+    entry = {
         "stream": stream,
         "entry_id": entry_id,
         "group": group,
@@ -205,22 +210,10 @@ def dead_letter_fields(
         "raw_bytes": str(raw_bytes),
         "raw_truncated": "1" if truncated else "0",
     }
-
-
-def dead_letter_commands(
-    stream: str, entry_id: str, group: str, *, reason: str, fields: dict[Any, Any] | None, delivery_count: int
-) -> list[tuple[Any, ...]]:
-    """``MULTI``, ``XADD`` to the dead-letter stream, ``XACK`` of the entry, ``EXEC``: both or neither."""
-    flat: list[Any] = []
-    for k, v in dead_letter_fields(
-        stream, entry_id, group, reason=reason, fields=fields, delivery_count=delivery_count
-    ).items():
-        flat += [k, v]
+    flat = [item for pair in entry.items() for item in pair]
     return [
-        ("MULTI",),
         ("XADD", DEAD_LETTER_STREAM, "MAXLEN", "~", DEAD_LETTER_MAXLEN, "*", *flat),
         ("XACK", stream, group, entry_id),
-        ("EXEC",),
     ]
 
 

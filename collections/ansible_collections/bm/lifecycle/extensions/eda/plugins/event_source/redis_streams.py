@@ -407,12 +407,12 @@ class Source:
         return good
 
     async def dead_letter(self, stream: str, entry_id: str, reason: str, fields: Any, count: int) -> None:
-        values = _redis_events.dead_letter_fields(
+        commands = _redis_events.dead_letter(
             stream, entry_id, self.cfg.group, reason=reason, fields=fields, delivery_count=count
         )
         async with self.redis.pipeline(transaction=True) as tx:
-            tx.xadd(_envelope.DEAD_LETTER_STREAM, values, maxlen=_redis_events.DEAD_LETTER_MAXLEN, approximate=True)
-            tx.xack(stream, self.cfg.group, entry_id)
+            for command in commands:
+                tx.execute_command(*command)
             await tx.execute()
         LOG.warning("redis_streams: %s %s moved to %s: %s", stream, entry_id, _envelope.DEAD_LETTER_STREAM, reason)
 

@@ -1,4 +1,5 @@
-"""bm.lifecycle.ilo_baseline against a factory-state mock iLO 5, verified through raw Redfish GETs and mock state."""
+"""bm.lifecycle.ilo_baseline against a factory-state mock iLO 5 and iLO 6, verified through raw Redfish GETs and mock
+state."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +16,18 @@ import pytest
 from integration.redfish.conftest import bmc_args, ca_path, run_module
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["ilo5", "ilo6"])
+def fleet(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """One factory-state mock iLO of each generation (in this process, fast Manager.Reset)."""
+    from bm_mock_ilo import testing  # noqa: PLC0415
+    from bm_mock_ilo.bmc import Settings  # noqa: PLC0415
+
+    settings = Settings(model=request.param, manager_reset_seconds=1.0, post_seconds=0.5)
+    with testing.start_fleet(1, settings=settings) as handle:
+        yield handle
+
 
 NEW_PASSWORD = "N3w-Adm1n-Passw0rd!"
 BASELINE: dict[str, Any] = {

@@ -30,6 +30,8 @@ from typing import Any
 
 import jsonschema
 
+from ansible_collections.bm.lifecycle.plugins.module_utils._text import loads_strict, short
+
 VERSION = 1
 STREAM_PREFIX = "bm:events:"
 DEAD_LETTER_STREAM = STREAM_PREFIX + "dead_letter"
@@ -102,15 +104,6 @@ _VALIDATOR = jsonschema.Draft202012Validator(ENVELOPE_SCHEMA)
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
-def short(value: object, limit: int = 48) -> str:
-    """``value`` as JSON (repr if it is not JSON), cut to ``limit`` characters: a value quoted in an error message."""
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError, RecursionError):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _describe(error: jsonschema.ValidationError) -> list[str]:  # noqa: PLR0911  (one return per keyword)
     """One readable line per problem of a ``jsonschema`` error, named by its path in the envelope."""
     where = ".".join(str(part) for part in error.absolute_path) or "envelope"
@@ -120,7 +113,7 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:  # noqa: PLR0911 
         got = "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
         return [f"{where}: expected {' or '.join(names)}, got {got}"]
     if keyword == "const":
-        return [f"{where}: must be {json.dumps(rule)}, got {short(value)}"]
+        return [f"{where}: must be {json.dumps(rule)}, got {short(value, 48)}"]
     if keyword == "required":  # one error per missing field, each with the whole object as instance
         return [f"{where}: missing field {key!r}" for key in rule if key not in value]
     if keyword == "additionalProperties":
@@ -131,7 +124,7 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:  # noqa: PLR0911 
     if keyword == "maxLength":
         return [f"{where}: longer than {rule} characters"]
     if keyword == "pattern":
-        return [f"{where}: {short(value)} does not match {rule}"]
+        return [f"{where}: {short(json.dumps(value), 48)} does not match {rule}"]
     if keyword == "minimum":
         return [f"{where}: {value} is less than {rule}"]
     return [f"{where}: {error.message}"]
@@ -176,10 +169,6 @@ def validate(envelope: object) -> dict[str, Any]:
     return envelope
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def encode(envelope: dict[str, Any]) -> str:
     """Compact JSON of a valid envelope; raises :class:`EnvelopeError` if invalid or too large."""
     validate(envelope)
@@ -202,7 +191,7 @@ def decode(raw: bytes | str | None) -> dict[str, Any]:
         raise EnvelopeError(f"envelope is {size} bytes, more than {MAX_ENVELOPE_BYTES}")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = loads_strict(text)
     except UnicodeDecodeError as exc:
         raise EnvelopeError(f"envelope is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except RecursionError:

@@ -75,12 +75,3 @@ def normalize_mac(value: object, style: str = "colon", upper: bool = False) -> s
     else:
         text = digits
     return text.upper() if upper else text
-
-
-def is_mac(value: object) -> bool:
-    """True if ``value`` is a MAC address in an accepted spelling."""
-    try:
-        mac_octets(value)
-    except MacError:
-        return False
-    return True

@@ -36,6 +36,7 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._mac import normalize_mac
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisReplyError
+from ansible_collections.bm.lifecycle.plugins.module_utils._text import short as _short
 
 URL_ENV = ("NETBOX_API", "NETBOX_URL")
 TOKEN_ENV = ("NETBOX_TOKEN",)
@@ -232,11 +233,6 @@ def _decode(data: bytes) -> Any:
         return json.loads(data.decode("utf-8"))
     except ValueError:
         return data.decode("utf-8", "replace")[:500]
-
-
-def _short(value: Any) -> str:
-    out = json.dumps(value) if not isinstance(value, str) else value
-    return out if len(out) <= 300 else out[:297] + "..."
 
 
 def client_from_params(params: dict[str, Any], warn: Callable[[str], None] | None = None) -> NetBoxClient:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import ssl
@@ -22,6 +21,7 @@ try:
         _lifecycle,
         _netbox,
         _redis,
+        _text,
         _validation_report,
         _validation_token,
     )
@@ -32,6 +32,7 @@ except ImportError:  # loaded by path from the collection: make the collection i
         _lifecycle,
         _netbox,
         _redis,
+        _text,
         _validation_report,
         _validation_token,
     )
@@ -340,13 +341,9 @@ def openapi(cfg: Config) -> dict[str, Any]:
 # --- the checks -----------------------------------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_body(body: bytes) -> Any:
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        value = _text.loads_strict(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise Refused(400, "malformed_json", "the body is not UTF-8") from None
     except RecursionError:

@@ -31,6 +31,7 @@ from typing import Any
 import jsonschema
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._text import loads_strict, short
+from ansible_collections.bm.lifecycle.plugins.module_utils._time import event_time
 
 VERSION = 1
 STREAM_PREFIX = "bm:events:"
@@ -204,11 +205,6 @@ def decode(raw: bytes | str | None) -> dict[str, Any]:
 # --- construction -------------------------------------------------------------------------------------------------
 
 
-def now() -> str:
-    """The current UTC time in the envelope's timestamp format."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def follow_up_id(causation_id: str, event_type: str, dedupe_key: str = "") -> str:
     """The deterministic event id of the ``event_type`` event caused by ``causation_id``."""
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{causation_id}:{event_type}:{dedupe_key}"))
@@ -245,7 +241,7 @@ def new_event(
         "version": VERSION,
         "event_id": event_id,
         "event_type": event_type,
-        "timestamp": timestamp or now(),
+        "timestamp": timestamp or event_time(),
         "source": source,
         "causation_id": causation_id,
         "device": None if device is None else {"id": device.get("id"), "name": device.get("name")},

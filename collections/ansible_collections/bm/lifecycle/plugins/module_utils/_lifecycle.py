@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.bm.lifecycle.plugins.module_utils._time import netbox_time as now
+
 STATE_FIELD = "lifecycle_state"
 CHANGED_AT = "lifecycle_changed_at"
 HARDENED_AT = "hardened_at"
@@ -102,11 +104,6 @@ def custom_field(record: Mapping[str, Any], name: str) -> Any:
 def state_of(record: Mapping[str, Any]) -> Any:
     """The device's lifecycle state."""
     return custom_field(record, STATE_FIELD)
-
-
-def now() -> str:
-    """Current UTC time as NetBox writes datetime custom fields (ISO 8601, seconds, ``Z``)."""
-    return datetime.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(value: Any) -> datetime.datetime | None:

@@ -22,6 +22,7 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
     parse_time,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient
+from ansible_collections.bm.lifecycle.plugins.module_utils._time import netbox_time
 
 # The timestamp field each state's entry sets, from the state machine.
 STATE_TIMESTAMPS = {t.target: t.stamp for t in TRANSITIONS.values() if t.stamp and t.target != "staged"}
@@ -65,7 +66,7 @@ def summarize(
                 "name": device.get("name"),
                 "state": state,
                 "hardened": bool(custom_field(device, "hardened_at")),
-                "since": None if started is None else started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "since": None if started is None else netbox_time(started),
                 "since_field": field,
                 "age_seconds": age,
                 "stuck": state in transient and (age is None or age > stuck_after),
@@ -80,7 +81,7 @@ def summarize(
         "states": states,
         "stuck": [r for r in rows if r["stuck"]],
         "failed_devices": [r for r in rows if str(r["state"]).endswith("_failed")],
-        "checked_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "checked_at": netbox_time(moment),
     }
 
 

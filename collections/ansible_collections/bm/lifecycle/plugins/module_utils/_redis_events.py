@@ -31,7 +31,6 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._envelope import (
     STREAM_PREFIX,
     decode,
     encode,
-    now,
     stream_for,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import (
@@ -40,6 +39,7 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._redis import (
     pairs,
     text,
 )
+from ansible_collections.bm.lifecycle.plugins.module_utils._time import event_time
 
 DEFAULT_GROUP = "bm-lifecycle"
 DEDUPE_PREFIX = "bm:dedupe:"
@@ -205,7 +205,7 @@ def dead_letter(
         "group": group,
         "reason": reason[:2000],
         "delivery_count": str(delivery_count),
-        "failed_at": now(),
+        "failed_at": event_time(),
         "raw": raw,
         "raw_bytes": str(raw_bytes),
         "raw_truncated": "1" if truncated else "0",

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, text
+from ansible_collections.bm.lifecycle.plugins.module_utils._time import netbox_time
 
 KEY_PREFIX = "bm:validation_token:"
 DEFAULT_TTL = 3600
@@ -85,7 +86,7 @@ def issue(redis: RedisClient, device_id: object, ttl: int = DEFAULT_TTL, *, toke
         "token": token,
         "device_id": _device_id(device_id),
         "ttl": int(ttl),
-        "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "expires_at": netbox_time(expires),
     }
 
 

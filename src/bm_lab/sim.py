@@ -1,9 +1,10 @@
 """bm-lab-sim: the whole pipeline for N simulated servers on the local stack, from DHCP lease to `monitored`.
 
 Everything is the real thing except the servers: NetBox, Redis, the DHCP hook (run as dhcpd runs it), the
-`ansible-rulebook` service with every stage playbook, and the validation webhook. Each server is a mock iLO 5 whose
-simulated host, when it boots from PXE, reads the boot script provisioning rendered for it (device id, single-use
-token, callback URL) and posts the report the validation image would.
+`ansible-rulebook` service with every stage playbook, and the validation webhook. Each server is a mock iLO (iLO 5
+and iLO 6 cycled by default, `--model`) whose simulated host, when it boots from PXE, reads the boot script
+provisioning rendered for it (device id, single-use token, callback URL) and posts the report the validation image
+would.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import yaml
 
 from bm_lab import netbox_seed
 from bm_lab.report import Cable, Server, build_report
-from bm_mock_ilo.bmc import Settings
+from bm_mock_ilo.bmc import MODELS, Settings
 from bm_mock_ilo.testing import BmcInfo, FleetHandle, start_fleet
 
 log = logging.getLogger("bm-lab-sim")
@@ -142,6 +143,13 @@ def publish_lease(server: SimServer, env: dict[str, str]) -> None:
         timeout=10,
     )
     server.lease_at = time.time()
+
+
+def _models(value: str) -> str:
+    models = value.split(",")
+    if not all(model in MODELS for model in models):
+        raise argparse.ArgumentTypeError(f"each model must be one of {', '.join(MODELS)}")
+    return value
 
 
 def parse_time(value: str | None) -> float | None:
@@ -403,7 +411,10 @@ def run(
     password = secrets.token_urlsafe(12)
     by_index: dict[int, SimServer] = {}
     agent = ValidationAgent(workdir / "pxe", by_index)
-    settings = Settings(post_seconds=args.post_seconds, manager_reset_seconds=2.0)
+    settings = [
+        Settings(model=model, post_seconds=args.post_seconds, manager_reset_seconds=2.0)
+        for model in args.model.split(",")
+    ]
     with start_fleet(
         args.count,
         seed=args.seed,
@@ -463,6 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="port of the rulebook's validation webhook (default: $BM_SIM_WEBHOOK_PORT or 5000)",
     )
     parser.add_argument("--post-seconds", type=float, default=1.0, help="simulated POST time of a server")
+    parser.add_argument(
+        "--model",
+        type=_models,
+        default="ilo5,ilo6",
+        help="mock iLO generations, cycled over the BMCs (default ilo5,ilo6: a mixed fleet)",
+    )
     parser.add_argument(
         "--no-renewal",
         dest="renewal",

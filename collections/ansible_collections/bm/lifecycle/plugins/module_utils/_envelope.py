@@ -23,12 +23,14 @@ and the publisher stores each ``event_id`` at most once (see ``_redis_events.py`
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._text import loads_strict, short
 from ansible_collections.bm.lifecycle.plugins.module_utils._time import event_time
@@ -101,7 +103,16 @@ class EnvelopeError(ValueError):
 
 # --- schema violations, as readable lines -------------------------------------------------------------------------
 
-_VALIDATOR = jsonschema.Draft202012Validator(ENVELOPE_SCHEMA)
+
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    """The schema's validator, built on first use: importing jsonschema takes 0.1-0.3 s of CPU, and some importers
+    of this module (the module base, for EnvelopeError) never validate."""
+    import jsonschema  # noqa: PLC0415
+
+    return jsonschema.Draft202012Validator(ENVELOPE_SCHEMA)
+
+
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
@@ -134,7 +145,7 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:  # noqa: PLR0911 
 def schema_errors(envelope: object) -> list[str]:
     """Every violation of ``ENVELOPE_SCHEMA`` by ``envelope`` (empty if it conforms), one readable line each."""
     lines: list[str] = []
-    for error in sorted(_VALIDATOR.iter_errors(envelope), key=lambda e: [str(p) for p in e.absolute_path]):
+    for error in sorted(_validator().iter_errors(envelope), key=lambda e: [str(p) for p in e.absolute_path]):
         lines.extend(line for line in _describe(error) if line not in lines)
     return lines
 

@@ -297,3 +297,67 @@ def test_first_successful_poll_moves_hardened_staged_to_monitored_and_nothing_el
 @pytest.mark.parametrize("health", [["OK", None, "Warning"], ["Critical", "OK"]])
 def test_worst_health(health: list[str | None]) -> None:
     assert m.worst(health) == ("Warning" if "Critical" not in health else "Critical")
+
+
+class FakeRedis:
+    def __init__(self) -> None:
+        self.hashes: dict[str, dict[str, str]] = {}
+
+    def call(self, *args: Any) -> Any:
+        if args[0] == "HSET":
+            self.hashes.setdefault(args[1], {}).update(dict(zip(args[2::2], args[3::2], strict=True)))
+            return None
+        assert args[0] == "HGETALL"
+        return [item for pair in self.hashes.get(args[1], {}).items() for item in pair]
+
+
+def test_netbox_hears_of_a_change_of_standing_only() -> None:
+    failed_fan = ok_result("srv001")
+    healthy = ok_result("srv001")
+    healthy["metrics"]["health"] = healthy["metrics"]["thermal"]["fans"]["health"] = "OK"
+    healthy["metrics"]["thermal"]["health"] = "OK"
+    down = {"name": "srv001", "device_id": 7, "ok": False, "error": "GET /redfish/v1/Systems/: ClientConnectorError"}
+
+    standing, changes = m.standing_changes({}, [healthy])
+    assert changes == [] and standing == {"srv001": {"up": True, "health": "OK"}}  # first poll: recorded only
+    redis = FakeRedis()
+    m.write_standing(redis, "t1", standing, ["srv001"])
+    assert m.read_standing(redis, "t1") == standing and m.read_standing(redis, "t2") == {}
+    watts = ok_result("srv001", watts=999.0)
+    watts["metrics"] = healthy["metrics"] | {"power": {**healthy["metrics"]["power"], "consumed_watts": 999.0}}
+    assert m.standing_changes(standing, [watts])[1] == []  # readings never make a change
+
+    standing, changes = m.standing_changes(standing, [failed_fan])
+    assert changes == [
+        {
+            "device_id": 7,
+            "name": "srv001",
+            "kind": "danger",
+            "comments": "Redfish health OK -> Critical (fans Critical)",
+        }
+    ]
+    standing, changes = m.standing_changes(standing, [down])
+    assert changes[0]["kind"] == "danger" and "stopped answering" in changes[0]["comments"]
+    assert "ClientConnectorError" in changes[0]["comments"]
+    assert standing["srv001"] == {"up": False, "health": "Critical"}
+    assert m.standing_changes(standing, [down])[1] == []  # still down: nothing new
+    standing, changes = m.standing_changes(standing, [healthy])
+    assert changes[0]["kind"] == "success" and "again" in changes[0]["comments"]
+
+    netbox = FakeNetBox([])
+    assert m.journal_changes(netbox, []) == 0 and netbox.calls == []
+    assert m.journal_changes(netbox, changes) == 1
+    assert netbox.calls == [
+        (
+            "POST",
+            "/api/extras/journal-entries/",
+            [
+                {
+                    "assigned_object_type": "dcim.device",
+                    "assigned_object_id": 7,
+                    "kind": "success",
+                    "comments": changes[0]["comments"],
+                }
+            ],
+        )
+    ]

@@ -649,6 +649,98 @@ def write_textfile(path: str, text: str) -> None:
     _atomic_write(path, text)
 
 
+def _health_detail(metrics: Mapping[str, Any]) -> str:
+    parts = []
+    for label, health in (
+        ("CPU", metrics["cpu"].get("health")),
+        ("memory", metrics["memory"].get("health")),
+        ("power supplies", metrics["power"].get("health")),
+        ("temperatures", metrics["thermal"].get("temperature_health")),
+        ("fans", (metrics["thermal"].get("fans") or {}).get("health")),
+    ):
+        if health and health != "OK":
+            parts.append(f"{label} {health}")
+    return ", ".join(parts)
+
+
+def standing_changes(
+    previous: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The standing of each polled device (``{"up", "health"}``, by name) and what changed since ``previous``: the BMC
+    stopped answering or answers again, the overall health changed. A device seen for the first time is recorded, not
+    reported (its first poll is the ``start_monitoring`` transition). Readings never make a change."""
+    standing = {name: dict(value) for name, value in previous.items()}
+    changes: list[dict[str, Any]] = []
+    for result in results:
+        name, device_id = result["name"], result.get("device_id")
+        before = previous.get(name)
+        up = bool(result.get("ok"))
+        health = result["metrics"].get("health") if up else (before or {}).get("health")
+        standing[name] = {"up": up, "health": health}
+        if before is None or device_id is None:
+            continue
+        if before.get("up") and not up:
+            text, kind = f"BMC stopped answering the metrics poll: {result.get('error') or 'no answer'}", "danger"
+        elif up and not before.get("up"):
+            text, kind = f"BMC answers the metrics poll again (health {health or 'unknown'})", "success"
+        elif up and health != before.get("health"):
+            worse = HEALTH_RANK.get(health or "", -1) > HEALTH_RANK.get(before.get("health") or "", -1)
+            detail = _health_detail(result["metrics"])
+            text = f"Redfish health {before.get('health') or 'unknown'} -> {health or 'unknown'}"
+            text += f" ({detail})" if detail else ""
+            kind = ("danger" if health == "Critical" else "warning") if worse else "success"
+        else:
+            continue
+        changes.append({"device_id": int(device_id), "name": name, "kind": kind, "comments": text})
+    return standing, changes
+
+
+def standing_key(tenant: str) -> str:
+    """The Redis hash of the last standing per device name (``{"up", "health"}`` as JSON)."""
+    return f"bm:monitoring:standing:{tenant}"
+
+
+def read_standing(redis: Any, tenant: str) -> dict[str, dict[str, Any]]:
+    """The standing recorded by the last cycles (unreadable entries ignored)."""
+    from ansible_collections.bm.lifecycle.plugins.module_utils._redis import pairs, text  # noqa: PLC0415
+
+    standing: dict[str, dict[str, Any]] = {}
+    for name, value in pairs(redis.call("HGETALL", standing_key(tenant))).items():
+        try:
+            data = json.loads(text(value))
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            standing[name] = data
+    return standing
+
+
+def write_standing(redis: Any, tenant: str, standing: Mapping[str, Mapping[str, Any]], names: Iterable[str]) -> None:
+    """Record the standing of the devices polled this cycle (``names``) for the next one."""
+    flat = [item for name in sorted(set(names)) for item in (name, json.dumps(standing[name], sort_keys=True))]
+    if flat:
+        redis.call("HSET", standing_key(tenant), *flat)
+
+
+def journal_changes(client: Any, changes: Sequence[Mapping[str, Any]]) -> int:
+    """One bulk POST of a journal entry per change of standing (nothing when nothing changed); returns how many."""
+    if not changes:
+        return 0
+    client.post(
+        "/api/extras/journal-entries/",
+        [
+            {
+                "assigned_object_type": "dcim.device",
+                "assigned_object_id": change["device_id"],
+                "kind": change["kind"],
+                "comments": change["comments"],
+            }
+            for change in changes
+        ],
+    )
+    return len(changes)
+
+
 def sync_netbox(
     client: Any,
     redis: Any,

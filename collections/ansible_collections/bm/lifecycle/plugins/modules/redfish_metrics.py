@@ -32,7 +32,9 @@ description:
   - NetBox gets only what changes a server's standing, not its readings. A device given with C(state=staged)
     (hardened, waiting for monitoring) whose poll succeeds moves to C(monitored) through the lifecycle state machine's
     C(start_monitoring) transition (compare-and-set under the device's lock, one bulk C(PATCH) for the cycle that also
-    sets C(last_monitored_at) and C(last_power_watts), a journal entry each).
+    sets C(last_monitored_at) and C(last_power_watts), a journal entry each). A change of standing since the last
+    cycle (the BMC stopped answering or answers again, the overall health changed) gets a journal entry on the device,
+    all of a cycle's in one bulk POST; nothing is written when nothing changed.
 author:
   - bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
@@ -182,6 +184,15 @@ netbox_updated:
   description: Devices whose custom fields were written to NetBox.
   returned: always
   type: int
+standing_changes:
+  description: Changes of standing since the last cycle (a BMC that stopped answering or answers again, a change of
+    overall health), each journalled on the device in one bulk POST; readings never count. The last standing per
+    device is kept in the Redis hash C(bm:monitoring:standing:<tenant>); a device's first poll is recorded, not
+    reported.
+  returned: always (empty in check mode or without O(update_netbox))
+  type: list
+  elements: dict
+  sample: [{"name": "srv007", "kind": "danger", "comments": "Redfish health OK -> Critical (fans Critical)"}]
 monitored:
   description: Devices moved from staged to monitored by this poll.
   returned: always
@@ -214,11 +225,15 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics import (
     AIOHTTP_IMPORT_ERROR,
     HAS_AIOHTTP,
+    journal_changes,
     prometheus_text,
+    read_standing,
     run_poll,
+    standing_changes,
     sync_netbox,
     utc_now,
     write_json_files,
+    write_standing,
     write_textfile,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisError
@@ -238,7 +253,7 @@ TARGET_OPTIONS = {
 }
 
 
-def main() -> None:  # noqa: PLR0912 - one straight sequence of optional outputs
+def main() -> None:  # noqa: PLR0912, PLR0915 - one straight sequence of optional outputs
     """Run the module."""
     module = AnsibleModule(
         argument_spec={
@@ -299,6 +314,7 @@ def main() -> None:  # noqa: PLR0912 - one straight sequence of optional outputs
         "files_written": 0,
         "netbox_updated": 0,
         "monitored": [],
+        "standing_changes": [],
     }
     if params["return_metrics"]:
         result["devices"] = [{k: r.get(k) for k in ("name", "device_id", "ok", "error", "metrics")} for r in results]
@@ -313,14 +329,19 @@ def main() -> None:  # noqa: PLR0912 - one straight sequence of optional outputs
         result["files_written"] = len(write_json_files(metrics_dir, results, moment, params["retention"]))
     if textfile:
         write_textfile(textfile, prometheus_text(results, cycle_seconds, moment))
-    if params["update_netbox"] and ok:
+    if params["update_netbox"] and results:
+        tenant = params["tenant"]
         try:
             client = client_from_params(params, warn=module.warn)
             with redis_client(params) as redis:
-                synced = sync_netbox(client, redis, results, {t["name"]: t for t in targets}, tenant=params["tenant"])
+                standing, changes = standing_changes(read_standing(redis, tenant), results)
+                journal_changes(client, changes)
+                synced = sync_netbox(client, redis, results, {t["name"]: t for t in targets}, tenant=tenant)
+                write_standing(redis, tenant, standing, (r["name"] for r in results))
         except (NetBoxError, RedisError, LockBusy, OSError, ValueError) as error:
             result["msg"] = f"metrics polled and written, but NetBox could not be updated: {error}"
             module.fail_json(**result)
+        result["standing_changes"] = [{k: c[k] for k in ("name", "kind", "comments")} for c in changes]
         result["netbox_updated"] = synced["updated"]
         result["monitored"] = synced["monitored"]
     result["changed"] = bool(

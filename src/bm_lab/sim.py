@@ -157,12 +157,20 @@ def parse_time(value: str | None) -> float | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
 
 
+def read_devices(api: pynetbox.api, ids: list[int], chunk: int = 100) -> dict[int, Any]:
+    """The devices by id, one list request per `chunk` ids: a poll must not load the NetBox it measures."""
+    found: dict[int, Any] = {}
+    for start in range(0, len(ids), chunk):
+        found.update({d.id: d for d in api.dcim.devices.filter(id=ids[start : start + chunk])})
+    return found
+
+
 def timeline(api: pynetbox.api, servers: list[SimServer]) -> list[dict[str, Any]]:
     """Per server: its state and the seconds from its lease to each stage's timestamp in NetBox."""
+    devices = read_devices(api, [s.device_id for s in servers])
     rows = []
     for server in servers:
-        device = api.dcim.devices.get(server.device_id)
-        fields = device.custom_fields
+        fields = devices[server.device_id].custom_fields
         row: dict[str, Any] = {"name": server.name, "state": (fields.get("lifecycle_state") or {}).get("value")}
         for label, name in TIMESTAMPS:
             at = parse_time(fields.get(name))
@@ -390,9 +398,7 @@ def renew_leases(api: pynetbox.api, servers: list[SimServer], env: dict[str, str
             for s in servers
         )
 
-    devices = poll_netbox(
-        lambda: {d.id: d for d in api.dcim.devices.filter(id=[s.device_id for s in servers])}, renewed, service, 120
-    )
+    devices = poll_netbox(lambda: read_devices(api, [s.device_id for s in servers]), renewed, service, 120)
     if devices is None or not renewed(devices):
         log.warning("not every renewal reached NetBox within 120 s")
 

@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,7 +91,7 @@ class Probe:
         self.xacts = 0
         self.started_at = 0.0
         self.recaps = 0
-        self.requests = 0
+        self.requests: Counter[str] = Counter()
 
     def roots(self, running: sim.SimRun) -> dict[str, psutil.Process]:
         """The root process of each component."""
@@ -139,7 +140,7 @@ class Probe:
         after = self.snapshot(running)
         self.cpu = {name: after[name] - before[name] for name in after}
         self.xacts = self.transactions() - xacts
-        self.requests = netbox_requests() - requests
+        self.requests = netbox_requests() - requests  # Counter subtraction keeps the positive counts
         self.recaps = sum(p.read_text(errors="replace").count("PLAY RECAP") for p in running.service.log_paths)
 
 
@@ -181,13 +182,16 @@ def stage_latencies(client: redis.Redis, api: pynetbox.api, servers: list[sim.Si
     return out
 
 
-def netbox_requests() -> int:
-    """Requests NetBox has answered so far (lines of gunicorn's access log)."""
+def netbox_requests() -> Counter[str]:
+    """Requests NetBox has answered so far, by client (gunicorn's access log; its last field is the User-Agent, which
+    the collection's modules set to their own name)."""
     path = LAB / "logs" / "netbox-access.log"
-    if not path.exists():
-        return 0
-    with path.open("rb") as log:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: log.read(1 << 20), b""))
+    counts: Counter[str] = Counter()
+    if path.exists():
+        with path.open("rb") as log:
+            for line in log:
+                counts[line.rstrip().rsplit(b'"', 2)[-2].decode(errors="replace")] += 1
+    return counts
 
 
 def netbox_writes(api: pynetbox.api, since: float) -> int:
@@ -262,8 +266,12 @@ def bench_count(count: int, settings: dict[str, str], floors: tuple[float, float
         print(f"  CPU {name:<30} {seconds / per:7.2f} s/server")
     print(f"  CPU all components            {total_cpu / per:7.2f} s/server")
     writes = netbox_writes(api, probe.started_at)
-    print(f"  NetBox requests {probe.requests / per:.1f}/server (access log; the sim's polls included); "
-          f"writes {writes / per:.1f}/server (change log); PG commits {probe.xacts / per:.0f}/server")  # fmt: skip
+    ours = {agent: n for agent, n in probe.requests.items() if agent.startswith("bm.lifecycle")}
+    print(f"  NetBox requests {sum(ours.values()) / per:.1f}/server by the pipeline "
+          f"({sum(probe.requests.values()) / per:.1f} with the sim's polls); writes {writes / per:.1f}/server "
+          f"(change log); PG commits {probe.xacts / per:.0f}/server")  # fmt: skip
+    for agent, n in sorted(ours.items(), key=lambda kv: -kv[1]):
+        print(f"    {agent:<44} {n / per:6.2f}/server")
     print(f"  playbook runs {probe.recaps} ({probe.recaps / per:.2f}/server)")
     patch_s, playbook_cpu = floors
     netbox_floor = patch_s * writes / per

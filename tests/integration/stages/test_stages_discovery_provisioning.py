@@ -70,6 +70,25 @@ def test_lease_takes_srv001_to_validating_with_one_override_and_one_reset(
     assert (stages.tmp / "boot" / f"{fleet[0].uuid.lower()}.ipxe").exists()
 
 
+def test_two_leases_of_one_bmc_in_one_batch_record_one_ip(netbox: pynetbox.api, stages: Stages) -> None:
+    """A BMC that renewed twice before the batch was read: the later lease counts, the earlier is acknowledged. Per
+    host, two forks reconciled the same interface at once and could both create an IP address."""
+    stages.publish("dhcp_lease", {"mac": SRV001_BMC_MAC, "ip": LEASE_IP, "hostname": "ilo-srv001"})
+    stages.publish("dhcp_lease", {"mac": SRV001_BMC_MAC, "ip": "10.1.100.22", "hostname": "ilo-srv001"})
+    batch = stages.take("dhcp_lease")
+    assert len(batch["entries"]) == 2
+    run = stages.run("discovery", "-e", stages.batch_file(batch))
+    assert run.rc == 0, run.output()
+    srv = netbox.dcim.devices.get(name="srv001")
+    assert bmc_ips(netbox, srv) == [("10.1.100.22/32", "active")]
+    assert str(srv.oob_ip.address) == "10.1.100.22/32"
+    assert cf(srv, "lifecycle_state") == "discovery"
+    [discovered] = stages.events("device_discovered")
+    assert discovered["causation_id"] == batch["entries"][1]["envelope"]["event_id"]
+    assert stages.pending("dhcp_lease") == 0
+    assert len(journal(netbox, srv)) == 1
+
+
 def test_same_lease_again_and_a_renewal_after_hardening_change_only_the_ip(
     netbox: pynetbox.api, stages: Stages, fleet: Any
 ) -> None:

@@ -19,11 +19,12 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import plan as plan_of
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
+    BmcLease,
     DeviceLocks,
     LockBusy,
     NetBoxError,
     match_leases,
-    reconcile_bmc_ip,
+    reconcile_bmc_ips,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
 
@@ -319,33 +320,48 @@ def test_vm_interface_mac_is_unknown(fake_netbox: Callable[..., Any]) -> None:
 
 def ip_routes(on_iface: list[dict[str, Any]], elsewhere: list[dict[str, Any]] | None = None) -> dict[Any, Any]:
     def listing(params: dict[str, Any], _: Any) -> dict[str, Any]:
-        if "interface_id" in params:
-            return {"count": len(on_iface), "next": None, "results": on_iface}
-        return {"count": len(elsewhere or []), "results": elsewhere or []}
+        rows = [{**ip, "assigned_object_id": 1} for ip in on_iface] if "interface_id" in params else elsewhere or []
+        return {"count": len(rows), "next": None, "results": rows}
+
+    def prefixes(params: dict[str, Any], _: Any) -> dict[str, Any]:
+        rows = [{"prefix": "10.1.0.0/16"}, {"prefix": "10.1.100.0/24"}]
+        if "within_include" in params:
+            rows = [{"prefix": "10.1.100.0/24"}, {"prefix": "10.1.100.128/25"}]
+        return {"count": len(rows), "next": None, "results": rows}
 
     return {
         ("GET", "/api/ipam/ip-addresses/"): listing,
-        ("GET", "/api/ipam/prefixes/"): {"results": [{"prefix": "10.1.0.0/16"}, {"prefix": "10.1.100.0/24"}]},
-        ("POST", "/api/ipam/ip-addresses/"): lambda _, body: {"id": 50, **body},
-        ("PATCH", "/api/dcim/devices/1/"): {},
-        **{("PATCH", f"/api/ipam/ip-addresses/{i}/"): {} for i in range(1, 60)},
+        ("GET", "/api/ipam/prefixes/"): prefixes,
+        ("POST", "/api/ipam/ip-addresses/"): lambda _, rows: [{"id": 50 + n, **row} for n, row in enumerate(rows)],
+        ("PATCH", "/api/dcim/devices/"): [],
+        ("PATCH", "/api/ipam/ip-addresses/"): [],
     }
 
 
-def test_first_lease_creates_the_ip_and_sets_oob(fake_netbox: Callable[..., Any]) -> None:
+def recorded(results: list[dict[str, Any] | NetBoxError]) -> list[dict[str, Any]]:
+    """The results of a batch in which no lease was refused."""
+    assert all(isinstance(r, dict) for r in results), results
+    return [r for r in results if isinstance(r, dict)]
+
+
+def test_first_leases_create_the_ips_and_set_oob_in_bulk(fake_netbox: Callable[..., Any]) -> None:
     nb = fake_netbox(ip_routes([]))
-    out = reconcile_bmc_ip(nb, device(), 1, "10.1.100.21")
-    assert out["ip"] == "10.1.100.21/24" and out["ip_changed"] and out["changed"]
-    assert nb.writes()[0][1] == "/api/ipam/ip-addresses/"
-    assert nb.writes()[0][2]["status"] == "active"
-    assert nb.writes()[-1] == ("PATCH", "/api/dcim/devices/1/", {"oob_ip": 50})
+    two = {**device(), "id": 2, "name": "srv002"}
+    out = recorded(reconcile_bmc_ips(nb, [BmcLease(device(), 1, "10.1.100.21"), BmcLease(two, 1, "10.1.100.200")]))
+    assert [o["ip"] for o in out] == ["10.1.100.21/24", "10.1.100.200/25"]  # the most specific prefix of each
+    assert all(o["ip_changed"] and o["changed"] for o in out)
+    writes = nb.writes()
+    assert [(m, p) for m, p, _b in writes] == [("POST", "/api/ipam/ip-addresses/"), ("PATCH", "/api/dcim/devices/")]
+    assert [row["status"] for row in writes[0][2]] == ["active", "active"]
+    assert writes[1][2] == [{"id": 1, "oob_ip": 50}, {"id": 2, "oob_ip": 51}]
+    assert nb.requests == 6  # IPs on the interfaces, IPs elsewhere, two prefix reads for both hosts, two writes
 
 
 def test_same_lease_again_changes_nothing(fake_netbox: Callable[..., Any]) -> None:
     ip = {"id": 50, "address": "10.1.100.21/24", "status": {"value": "active", "label": "Active"}}
     dev = {**device(), "oob_ip": {"id": 50, "address": "10.1.100.21/24"}}
     nb = fake_netbox(ip_routes([ip]))
-    out = reconcile_bmc_ip(nb, dev, 1, "10.1.100.21")
+    [out] = recorded(reconcile_bmc_ips(nb, [BmcLease(dev, 1, "10.1.100.21")]))
     assert not out["changed"] and not out["ip_changed"]
     assert nb.writes() == []
     assert nb.requests == 1
@@ -355,21 +371,23 @@ def test_new_address_deprecates_the_old_one(fake_netbox: Callable[..., Any]) -> 
     old = {"id": 50, "address": "10.1.100.21/24", "status": {"value": "active", "label": "Active"}}
     dev = {**device(), "oob_ip": {"id": 50, "address": "10.1.100.21/24"}}
     nb = fake_netbox(ip_routes([old]))
-    out = reconcile_bmc_ip(nb, dev, 1, "10.1.100.22/24")
+    [out] = recorded(reconcile_bmc_ips(nb, [BmcLease(dev, 1, "10.1.100.22/24")]))
     assert out["ip_changed"] and out["previous_ip"] == "10.1.100.21/24"
-    assert ("PATCH", "/api/ipam/ip-addresses/50/", {"status": "deprecated"}) in nb.writes()
+    assert ("PATCH", "/api/ipam/ip-addresses/", [{"id": 50, "status": "deprecated"}]) in nb.writes()
 
 
-def test_address_held_elsewhere_is_not_moved(fake_netbox: Callable[..., Any]) -> None:
+def test_address_held_elsewhere_is_not_moved_and_its_batch_mates_go_on(fake_netbox: Callable[..., Any]) -> None:
     other = {"id": 9, "address": "10.1.100.21/24", "assigned_object_id": 77,
              "assigned_object": {"name": "ilo", "device": {"name": "srv009"}}}  # fmt: skip
     nb = fake_netbox(ip_routes([], [other]))
-    with pytest.raises(NetBoxError, match="srv009"):
-        reconcile_bmc_ip(nb, device(), 1, "10.1.100.21")
-    assert nb.writes() == []
+    two = {**device(), "id": 2, "name": "srv002"}
+    held, fine = reconcile_bmc_ips(nb, [BmcLease(device(), 1, "10.1.100.21"), BmcLease(two, 1, "10.1.100.30/24")])
+    assert isinstance(held, NetBoxError) and "srv009" in str(held) and held.status == 409
+    assert isinstance(fine, dict) and fine["ip"] == "10.1.100.30/24"
+    assert all(row["oob_ip"] != 9 for _m, path, rows in nb.writes() if path == "/api/dcim/devices/" for row in rows)
 
 
 def test_check_mode_reports_without_writing(fake_netbox: Callable[..., Any]) -> None:
     nb = fake_netbox(ip_routes([]))
-    out = reconcile_bmc_ip(nb, device(), 1, "10.1.100.21", check_mode=True)
+    [out] = recorded(reconcile_bmc_ips(nb, [BmcLease(device(), 1, "10.1.100.21")], check_mode=True))
     assert out["changed"] and nb.writes() == []

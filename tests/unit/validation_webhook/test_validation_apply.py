@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._mac import normalize_mac
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient, NetBoxError
-from ansible_collections.bm.lifecycle.plugins.module_utils._validation_apply import Applier, apply_report
+from ansible_collections.bm.lifecycle.plugins.module_utils._validation_apply import Applier, Lookups, apply_report
 
 TENANT = {"id": 1, "name": "baremetal-staging", "slug": "baremetal-staging"}
 
@@ -26,6 +26,7 @@ class MemoryNetBox(NetBoxClient):
             k: {} for k in ("devices", "interfaces", "mac-addresses", "cables", "manufacturers", "device-types", "ips")
         }
         self.writes: list[tuple[str, str, Any]] = []
+        self.calls: list[tuple[str, str]] = []
 
     # --- setup helpers ---
     def add(self, table: str, **record: Any) -> dict[str, Any]:
@@ -64,6 +65,7 @@ class MemoryNetBox(NetBoxClient):
     # --- the API ---
     def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
         self.requests += 1
+        self.calls.append((method, path))
         params = dict(params or {})
         parts = path.strip("/").split("/")[2:]  # after api/<app>
         table = {"ip-addresses": "ips"}.get(parts[0], parts[0])
@@ -176,6 +178,23 @@ def test_apply_then_again_writes_nothing_the_second_time(nb: MemoryNetBox) -> No
     assert second["changed"] is False, second["changes"]
     assert len(nb.writes) == writes
     assert [c["action"] for c in second["cables"]] == ["exists", "exists"]
+
+
+def test_one_batch_looks_manufacturer_type_and_switch_up_once(nb: MemoryNetBox) -> None:
+    other = nb.device("srv002", id=3)
+    lookups = Lookups()
+    first = apply_report(nb, None, 1, report(nb_("eth0", "tor-a", "Ethernet1")), lookups=lookups)
+    before = nb.requests
+    again = report(nb_("eth0", "tor-a", "Ethernet2"))
+    again["interfaces"] = [{"name": "eth0", "mac": "94:40:c9:00:00:20", "carrier": True}]
+    second = apply_report(nb, None, other["id"], again, lookups=lookups)
+    assert first["hardware"]["device_type_id"] == second["hardware"]["device_type_id"] is not None
+    assert [c["switch"] for c in second["cables"]] == ["tor-a"]
+    lookups_again = [
+        c for c in nb.calls[-(nb.requests - before) :] if c[1].endswith(("/manufacturers/", "/device-types/"))
+    ]
+    assert lookups_again == []  # found by the first report of the batch
+    assert sum(1 for c in nb.calls if c[1] == "/api/dcim/devices/" and c[0] == "GET") == 1  # tor-a by name, once
 
 
 def test_conflicting_cables_are_reported_not_changed(nb: MemoryNetBox) -> None:

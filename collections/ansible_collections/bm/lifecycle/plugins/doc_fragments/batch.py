@@ -19,9 +19,6 @@ options:
     type: list
     elements: dict
     required: true
-  tenant:
-    description: Only devices of this tenant (slug or name) are touched. Environment E(BM_TENANT) if not set.
-    type: str
 attributes:
   check_mode:
     support: full

@@ -65,7 +65,8 @@ class LifecycleModule(AnsibleModule):
     def netbox(self) -> NetBoxClient:
         """The NetBox client (built on first use)."""
         if self._netbox is None:
-            self._netbox = netbox_client(self.params, warn=self.warn)
+            name = self._name if "." in self._name else f"bm.lifecycle.{self._name}"  # FQCN when Ansible passes it
+            self._netbox = netbox_client(self.params, warn=self.warn, user_agent=name)
         return self._netbox
 
     @property

@@ -19,6 +19,7 @@ v2 and go in ``Authorization: Bearer``.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import random
 import secrets
@@ -26,6 +27,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -96,6 +98,7 @@ class NetBoxClient:
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         warn: Callable[[str], None] | None = None,
+        user_agent: str = "bm.lifecycle",
     ) -> None:
         if not url:
             raise ValueError("NetBox URL missing: set netbox_url or the NETBOX_API environment variable")
@@ -113,7 +116,7 @@ class NetBoxClient:
         self._headers = {
             "Authorization": f"{keyword} {token}",
             "Accept": "application/json",
-            "User-Agent": "bm.lifecycle",
+            "User-Agent": user_agent,  # the module's name: NetBox's access log says who asked
         }
         self.timeout = timeout
         self.tries = max(1, tries)
@@ -235,7 +238,9 @@ def _decode(data: bytes) -> Any:
         return data.decode("utf-8", "replace")[:500]
 
 
-def client_from_params(params: dict[str, Any], warn: Callable[[str], None] | None = None) -> NetBoxClient:
+def client_from_params(
+    params: dict[str, Any], warn: Callable[[str], None] | None = None, user_agent: str = "bm.lifecycle"
+) -> NetBoxClient:
     """A client from a module's validated parameters (the options of :func:`netbox_argument_spec`)."""
     return NetBoxClient(
         params.get("netbox_url") or "",
@@ -244,6 +249,7 @@ def client_from_params(params: dict[str, Any], warn: Callable[[str], None] | Non
         ca_path=params.get("netbox_ca_path"),
         timeout=params.get("netbox_timeout") or 10.0,
         warn=warn,
+        user_agent=user_agent,
     )
 
 
@@ -466,31 +472,68 @@ def device_bmc(client: NetBoxClient, device: int | str) -> dict[str, Any]:
     return {**bmc_of(record, interfaces), "device": record}
 
 
-def prefix_length(client: NetBoxClient, ip: str) -> int:
-    """The length of the most specific NetBox prefix containing ``ip`` (32/128 without one)."""
-    page = client.get("/api/ipam/prefixes/", contains=ip, limit=100, brief=1)
-    lengths = [int(str(p.get("prefix", "/0")).split("/")[1]) for p in page.get("results", [])]
-    if lengths:
-        return max(lengths)
-    return 128 if ":" in ip else 32
+def prefix_lengths(client: NetBoxClient, hosts: Iterable[str]) -> dict[str, int]:
+    """The length of the most specific NetBox prefix containing each host (32/128 without one).
+
+    Two requests per distinct enclosing prefix, not one per host: the prefixes containing the first host, then every
+    prefix within the most specific of them; the other hosts inside it are answered from that list.
+    """
+    todo = [ipaddress.ip_address(h) for h in dict.fromkeys(hosts)]
+    known: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    out: dict[str, int] = {}
+    while todo:
+        host = todo.pop(0)
+        inside = [n for n in known if host in n]
+        if not inside:
+            rows = client.list("/api/ipam/prefixes/", contains=str(host), brief=1)
+            containing = [ipaddress.ip_network(str(r["prefix"])) for r in rows]
+            if containing:
+                enclosing = max(containing, key=lambda n: n.prefixlen)
+                children = client.list("/api/ipam/prefixes/", within_include=str(enclosing), brief=1)
+                known += containing + [ipaddress.ip_network(str(r["prefix"])) for r in children]
+            inside = [n for n in known if host in n]
+        out[str(host)] = max((n.prefixlen for n in inside), default=128 if host.version == 6 else 32)
+    return out
 
 
-def _claim_ip(
-    client: NetBoxClient,
-    ip_obj: dict[str, Any] | None,
-    host: str,
-    interface_id: int,
-    *,
-    writes: list[tuple[str, str, dict[str, Any]]],
+@dataclass
+class BmcLease:
+    """A lease to record: the device (its record), its BMC interface and the leased address (with or without length)."""
+
+    device: dict[str, Any]
+    interface_id: int
+    address: str
+
+
+def _by(rows: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> dict[Any, list[dict[str, Any]]]:
+    grouped: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(key(row), []).append(row)
+    return grouped
+
+
+def _chunked_list(client: NetBoxClient, path: str, name: str, values: list[Any], **params: Any) -> list[dict[str, Any]]:
+    """A list GET filtered by ``name`` in any of ``values`` (100 per request: URLs stay short)."""
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(values), 100):
+        rows += client.list(path, **{name: values[start : start + 100]}, **params)
+    return rows
+
+
+def _claim(
+    lease: BmcLease,
+    mine: list[dict[str, Any]],
+    elsewhere: list[dict[str, Any]],
+    ip_patches: list[dict[str, Any]],
     changes: list[str],
 ) -> dict[str, Any] | None:
-    """The IP object to use for ``host`` on the BMC interface (None: create one); queue the writes it needs."""
-    if ip_obj is not None:
-        if unwrap(ip_obj.get("status")) != "active":
-            writes.append(("PATCH", f"/api/ipam/ip-addresses/{ip_obj['id']}/", {"status": "active"}))
-            changes.append(f"marked {ip_obj['address']} active")
-        return ip_obj
-    elsewhere = client.get("/api/ipam/ip-addresses/", address=host, limit=5).get("results", [])
+    """The IP object to use for the lease (None: create one); queues the PATCH it needs. NetBoxError (409) when the
+    address is assigned to another object."""
+    if mine:
+        if unwrap(mine[0].get("status")) != "active":
+            ip_patches.append({"id": mine[0]["id"], "status": "active"})
+            changes.append(f"marked {mine[0]['address']} active")
+        return mine[0]
     if not elsewhere:
         return None
     other = elsewhere[0]
@@ -498,79 +541,91 @@ def _claim_ip(
     if other.get("assigned_object_id"):
         owner = (where.get("device") or where.get("virtual_machine") or {}).get("name", "?")
         raise NetBoxError(
-            f"IP {host} is already assigned in NetBox to {owner} {where.get('name', '')}; "
+            f"IP {host_of(lease.address)} is already assigned in NetBox to {owner} {where.get('name', '')}; "
             "not moving it to this BMC (fix NetBox or the DHCP pool)",
             409,
         )
-    body = {"status": "active", "assigned_object_type": INTERFACE_OBJECT_TYPE, "assigned_object_id": interface_id}
-    writes.append(("PATCH", f"/api/ipam/ip-addresses/{other['id']}/", body))
+    ip_patches.append({"id": other["id"], "status": "active", "assigned_object_type": INTERFACE_OBJECT_TYPE,
+                       "assigned_object_id": lease.interface_id})  # fmt: skip
     changes.append(f"assigned existing IP {other['address']} to the BMC interface")
     return other
 
 
-def reconcile_bmc_ip(
+def reconcile_bmc_ips(
     client: NetBoxClient,
-    device: dict[str, Any],
-    interface_id: int,
-    address: str,
+    leases: list[BmcLease],
     *,
     check_mode: bool = False,
     description: str = "BMC address (DHCP lease)",
-) -> dict[str, Any]:
-    """Make ``address`` (``a.b.c.d`` or ``a.b.c.d/len``) the active IP of the BMC interface and the device's oob_ip.
+) -> list[dict[str, Any] | NetBoxError]:
+    """Make each lease's address the active IP of its BMC interface and its device's oob_ip, for a batch at once.
 
-    Returns ``{changed, ip, ip_id, previous_ip, ip_changed, changes}``. ``ip_changed`` is true when the device's oob_ip
-    pointed elsewhere (or nowhere) before. Other IPs left on the BMC interface are marked ``deprecated``. An address
-    that NetBox holds on another object is not moved: :class:`NetBoxError` (409), nothing changed.
+    Reads: the IPs of every BMC interface (one request per 100), the IPs held elsewhere for the new addresses (one),
+    the prefixes of addresses given without a length (about two per enclosing prefix). Writes: one bulk POST of new
+    IPs, one bulk PATCH of IPs (claimed, re-activated, stale ones ``deprecated``), one bulk PATCH of the devices'
+    oob_ip. Per lease ``{changed, ip, ip_id, previous_ip, ip_changed, changes}``; ``ip_changed`` is true when the
+    device's oob_ip pointed elsewhere (or nowhere) before. An address NetBox holds on another object is not moved: that
+    lease's result is a :class:`NetBoxError` (409) and nothing of it is written. One BMC interface per lease.
     """
-    host = host_of(address)
-    previous = (device.get("oob_ip") or {}).get("address")
-    on_iface = client.list("/api/ipam/ip-addresses/", interface_id=interface_id)
-    mine = [ip for ip in on_iface if host_of(ip["address"]) == host]
-    changes: list[str] = []
-    writes: list[tuple[str, str, dict[str, Any]]] = []
-    ip_obj = _claim_ip(client, mine[0] if mine else None, host, interface_id, writes=writes, changes=changes)
-    for stale in on_iface:
-        if host_of(stale["address"]) != host and unwrap(stale.get("status")) == "active":
-            writes.append(("PATCH", f"/api/ipam/ip-addresses/{stale['id']}/", {"status": "deprecated"}))
-            changes.append(f"marked stale {stale['address']} deprecated")
-    if ip_obj is None:
-        cidr = address if "/" in address else f"{host}/{prefix_length(client, host)}"
-        changes.insert(0, f"created IP {cidr} on the BMC interface")
-    else:
-        cidr = ip_obj["address"]
-    oob_id = (device.get("oob_ip") or {}).get("id")
-    ip_changed = previous is None or host_of(previous) != host
-    needs_oob = ip_obj is None or oob_id != ip_obj.get("id")
-    if needs_oob:
-        changes.append(f"device oob_ip {previous or 'none'} -> {cidr}")
-    result = {
-        "changed": bool(changes),
-        "ip": cidr,
-        "ip_id": None if ip_obj is None else ip_obj.get("id"),
-        "previous_ip": previous,
-        "ip_changed": ip_changed,
-        "changes": changes,
+    on_iface = _by(
+        _chunked_list(client, "/api/ipam/ip-addresses/", "interface_id", sorted({x.interface_id for x in leases})),
+        lambda ip: ip.get("assigned_object_id"),
+    )
+    hosts = {id(x): host_of(x.address) for x in leases}
+    mine = {
+        id(x): [ip for ip in on_iface.get(x.interface_id, []) if host_of(ip["address"]) == hosts[id(x)]] for x in leases
     }
-    if check_mode or not changes:
-        return result
-    if ip_obj is None:
-        ip_obj = client.post(
-            "/api/ipam/ip-addresses/",
-            {
-                "address": cidr,
-                "status": "active",
-                "assigned_object_type": INTERFACE_OBJECT_TYPE,
-                "assigned_object_id": interface_id,
-                "description": description,
-            },
-        )
-        result["ip_id"] = ip_obj["id"]
-    for method, path, body in writes:
-        client.request(method, path, body=body)
-    if needs_oob:
-        client.patch(f"/api/dcim/devices/{device['id']}/", {"oob_ip": ip_obj["id"]})
-    return result
+    lookup = sorted({hosts[id(x)] for x in leases if not mine[id(x)]})
+    elsewhere = _by(
+        _chunked_list(client, "/api/ipam/ip-addresses/", "address", lookup), lambda ip: host_of(ip["address"])
+    )
+    lengths = prefix_lengths(
+        client,
+        [hosts[id(x)] for x in leases if not mine[id(x)] and not elsewhere.get(hosts[id(x)]) and "/" not in x.address],
+    )
+    results: list[dict[str, Any] | NetBoxError] = []
+    creates: list[tuple[int, dict[str, Any]]] = []  # (result index, body)
+    ip_patches: list[dict[str, Any]] = []
+    oob: list[tuple[int, int, int | None]] = []  # (result index, device id, ip id or None: the created one)
+    for x in leases:
+        host, changes = hosts[id(x)], list[str]()
+        try:
+            ip_obj = _claim(x, mine[id(x)], elsewhere.get(host, []), ip_patches, changes)
+        except NetBoxError as exc:
+            results.append(exc)
+            continue
+        for stale in on_iface.get(x.interface_id, []):
+            if host_of(stale["address"]) != host and unwrap(stale.get("status")) == "active":
+                ip_patches.append({"id": stale["id"], "status": "deprecated"})
+                changes.append(f"marked stale {stale['address']} deprecated")
+        cidr = ip_obj["address"] if ip_obj else (x.address if "/" in x.address else f"{host}/{lengths[host]}")
+        if ip_obj is None:
+            changes.insert(0, f"created IP {cidr} on the BMC interface")
+            creates.append((len(results), {"address": cidr, "status": "active", "description": description,
+                                            "assigned_object_type": INTERFACE_OBJECT_TYPE,
+                                            "assigned_object_id": x.interface_id}))  # fmt: skip
+        previous = (x.device.get("oob_ip") or {}).get("address")
+        if ip_obj is None or (x.device.get("oob_ip") or {}).get("id") != ip_obj.get("id"):
+            changes.append(f"device oob_ip {previous or 'none'} -> {cidr}")
+            oob.append((len(results), int(x.device["id"]), None if ip_obj is None else int(ip_obj["id"])))
+        results.append({
+            "changed": bool(changes), "ip": cidr, "ip_id": None if ip_obj is None else ip_obj.get("id"),
+            "previous_ip": previous, "ip_changed": previous is None or host_of(previous) != host, "changes": changes,
+        })  # fmt: skip
+    if check_mode:
+        return results
+    if creates:
+        made = client.post("/api/ipam/ip-addresses/", [body for _i, body in creates])
+        for (index, _body), row in zip(creates, made, strict=True):
+            results[index]["ip_id"] = row["id"]  # type: ignore[index]
+    if ip_patches:
+        client.patch("/api/ipam/ip-addresses/", ip_patches)
+    if oob:
+        client.patch("/api/dcim/devices/", [
+            {"id": device_id, "oob_ip": ip_id or results[index]["ip_id"]}  # type: ignore[index]
+            for index, device_id, ip_id in oob
+        ])  # fmt: skip
+    return results
 
 
 # --- the per-device lock ----------------------------------------------------------------------------------------------

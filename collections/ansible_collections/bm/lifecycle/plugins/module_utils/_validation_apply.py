@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
@@ -73,6 +74,15 @@ def _peer_text(iface: dict[str, Any]) -> str:
     return f"{(peer.get('device') or {}).get('name', '?')} {peer.get('name', '?')} (cable #{cable})"
 
 
+@dataclass
+class Lookups:
+    """What the reports of one batch look up in NetBox again and again: manufacturers, device types and switches
+    (by name, chassis MAC or management IP), found once per batch."""
+
+    found: dict[tuple[str, tuple[tuple[str, Any], ...]], int] = field(default_factory=dict)
+    switches: dict[tuple[Any, ...], tuple[dict[str, Any] | None, str]] = field(default_factory=dict)
+
+
 class Applier:
     """One report on one device. ``write`` False: check mode, everything planned, nothing written."""
 
@@ -84,8 +94,10 @@ class Applier:
         *,
         write: bool,
         interface_type: str = DEFAULT_INTERFACE_TYPE,
+        lookups: Lookups | None = None,
     ) -> None:
         self.client = client
+        self.lookups = lookups or Lookups()
         self.device = device
         self.data = data
         self.write = write
@@ -100,20 +112,24 @@ class Applier:
         self.skipped: list[dict[str, Any]] = []
         self.hardware: dict[str, Any] = {}
         self._by_report_name: dict[str, dict[str, Any]] = {}
-        self._switch_cache: dict[tuple[Any, ...], tuple[dict[str, Any] | None, str]] = {}
         self._ports_cache: dict[int, list[dict[str, Any]]] = {}
 
     # --- step 1: manufacturer, device type, serial ------------------------------------------------------------------
 
     def _find_or_create(self, path: str, lookups: list[dict[str, Any]], body: dict[str, Any], what: str) -> int | None:
-        for params in lookups:
+        keys = [(path, tuple(sorted(params.items()))) for params in lookups]
+        for key, params in zip(keys, lookups, strict=True):
+            if key in self.lookups.found:
+                return self.lookups.found[key]
             found = self.client.get(path, limit=2, brief=1, **params).get("results", [])
             if found:
-                return int(found[0]["id"])
+                self.lookups.found[key] = int(found[0]["id"])
+                return self.lookups.found[key]
         self.changes.append(f"created {what}")
         if not self.write:
             return None
-        return int(self.client.post(path, body)["id"])
+        self.lookups.found[keys[0]] = int(self.client.post(path, body)["id"])
+        return self.lookups.found[keys[0]]
 
     def hardware_step(self) -> None:
         hw = self.data.get("hardware") or {}
@@ -235,8 +251,8 @@ class Applier:
 
     def find_switch(self, nb: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
         key = (nb.get("chassis_name"), nb.get("chassis_id"), tuple(nb.get("mgmt_ips") or ()))
-        if key in self._switch_cache:
-            return self._switch_cache[key]
+        if key in self.lookups.switches:
+            return self.lookups.switches[key]
         found: tuple[dict[str, Any] | None, str] = (None, "")
         name = nb.get("chassis_name")
         for candidate in dict.fromkeys([name, name.split(".")[0] if name else None]):
@@ -261,7 +277,7 @@ class Applier:
                 if device is not None:
                     found = (device, f"management IP {ip}")
                     break
-        self._switch_cache[key] = found
+        self.lookups.switches[key] = found
         return found
 
     def switch_ports(self, switch_id: int) -> list[dict[str, Any]]:
@@ -402,6 +418,7 @@ def apply_report(
     check_mode: bool = False,
     lock_ttl: float = 120.0,
     lock_wait: float = 10.0,
+    lookups: Lookups | None = None,
 ) -> dict[str, Any]:
     """Apply ``data`` to device ``device_id`` if it may take ``complete_validation``; see the module docs.
 
@@ -419,6 +436,7 @@ def apply_report(
                 tenant=tenant,
                 interface_type=interface_type,
                 write=True,
+                lookups=lookups,
             )
     return _apply(
         client,
@@ -427,6 +445,7 @@ def apply_report(
         tenant=tenant,
         interface_type=interface_type,
         write=not check_mode,
+        lookups=lookups,
     )
 
 
@@ -438,6 +457,7 @@ def _apply(
     tenant: str,
     interface_type: str,
     write: bool,
+    lookups: Lookups | None,
 ) -> dict[str, Any]:
     device = client.get(f"/api/dcim/devices/{int(device_id)}/")
     state = custom_field(device, STATE_FIELD)
@@ -461,7 +481,7 @@ def _apply(
     why = refusal(device, TRANSITIONS["complete_validation"], tenant)
     if why is not None:
         return {**result, "refused": why[0], "msg": why[1]}
-    applier = Applier(client, device, data, write=write, interface_type=interface_type)
+    applier = Applier(client, device, data, write=write, interface_type=interface_type, lookups=lookups)
     applier.hardware_step()
     applier.interfaces_step()
     applier.cables_step()

@@ -18,6 +18,7 @@ description:
   - Fails for a device of another tenant than O(tenant).
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
+  - bm.lifecycle.tenant
   - bm.lifecycle.netbox
 attributes:
   check_mode:
@@ -31,9 +32,6 @@ options:
     description: The device's NetBox id or name.
     type: str
     required: true
-  tenant:
-    description: The tenant (slug) the device must belong to. Environment E(BM_TENANT) if not set.
-    type: str
 """
 
 EXAMPLES = r"""
@@ -84,7 +82,7 @@ msg:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from typing import Any
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
     TRANSITIONS,
@@ -93,47 +91,31 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
     tenant_matches,
     tenant_name,
 )
-from ansible_collections.bm.lifecycle.plugins.module_utils._mac import MacError
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
-    DEFAULT_TENANT,
-    NetBoxError,
-    client_from_params,
-    device_bmc,
-    device_ref,
-    netbox_argument_spec,
-)
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
+from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import device_bmc, device_ref
+
+
+def read(module: LifecycleModule) -> dict[str, Any]:
+    """The device's BMC lease, state and the transitions it admits; another tenant's device fails."""
+    found = device_bmc(module.netbox, module.params["device"])
+    device = found.pop("device")
+    if not tenant_matches(device, module.tenant):
+        raise ValueError(
+            f"device {device.get('name')} belongs to {tenant_name(device)}, not {module.tenant}: not touched"
+        )
+    return {
+        "changed": False,
+        "device": device_ref(device),
+        "lifecycle_state": custom_field(device, "lifecycle_state"),
+        "hardened_at": custom_field(device, "hardened_at"),
+        "admits": [name for name in TRANSITIONS if admits(device, name, module.tenant)],
+        **found,
+    }
 
 
 def main() -> None:
-    argument_spec = netbox_argument_spec()
-    argument_spec.update(
-        device={"type": "str", "required": True},
-        tenant={"type": "str", "fallback": (env_fallback, ["BM_TENANT"])},
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    tenant = p["tenant"] or DEFAULT_TENANT
-    try:
-        client = client_from_params(p, warn=module.warn)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        found = device_bmc(client, p["device"])
-    except (NetBoxError, MacError, OSError) as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        client.close()
-    device = found.pop("device")
-    if not tenant_matches(device, tenant):
-        module.fail_json(msg=f"device {device.get('name')} belongs to {tenant_name(device)}, not {tenant}: not touched")
-    module.exit_json(
-        changed=False,
-        device=device_ref(device),
-        lifecycle_state=custom_field(device, "lifecycle_state"),
-        hardened_at=custom_field(device, "hardened_at"),
-        admits=[name for name in TRANSITIONS if admits(device, name, tenant)],
-        **found,
-    )
+    """Run the module."""
+    LifecycleModule({"device": {"type": "str", "required": True}}, tenant=True).run(read)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ description:
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
   - bm.lifecycle.batch
+  - bm.lifecycle.tenant
   - bm.lifecycle.netbox
   - bm.lifecycle.redis
 """
@@ -70,12 +71,13 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import HAR
 from ansible_collections.bm.lifecycle.plugins.module_utils._mac import MacError, normalize_mac
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule, run_batch_step
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
+    BmcLease,
     DeviceLocks,
     NetBoxError,
     device_ref,
     host_of,
     match_leases,
-    reconcile_bmc_ip,
+    reconcile_bmc_ips,
 )
 
 
@@ -101,11 +103,9 @@ def decide(module: LifecycleModule, item: dict[str, Any], found: dict[str, Any])
         skip(item, found["msg"])
 
 
-def record(module: LifecycleModule, item: dict[str, Any], found: dict[str, Any]) -> None:
-    """Record a BMC lease's IP, then decide whether the device goes on to the discovery transition."""
+def record(item: dict[str, Any], found: dict[str, Any], ip: dict[str, Any]) -> None:
+    """With its IP recorded, decide whether the lease's device goes on to the discovery transition."""
     device, facts = found["device"], item["facts"]
-    ip = reconcile_bmc_ip(module.netbox, device, int(found["interface"]["id"]), facts["ip"],
-                          check_mode=module.check_mode)  # fmt: skip
     state, hardened = state_of(device), bool(custom_field(device, HARDENED_AT))
     facts.update(
         ip=ip["ip"], bmc_ip=host_of(ip["ip"]), previous_ip=ip["previous_ip"], ip_changed=ip["ip_changed"], state=state,
@@ -148,18 +148,20 @@ def match(module: LifecycleModule) -> dict[str, Any]:
             skip(earlier, f"superseded by a later lease of the same BMC in this batch ({item['facts']['ip']})")
         latest[int(found["device"]["id"])] = item
     if latest:
-        locks = DeviceLocks(module.redis, [] if module.check_mode else list(latest))
-        with locks:
-            for device_id, item in latest.items():
-                if device_id in locks.busy:
-                    defer(item, f"device {device_id}: another stage holds its lock (the lease is delivered again)")
-                    continue
-                try:
-                    record(module, item, matches[item["facts"]["mac"]])
-                except NetBoxError as exc:
-                    if exc.retryable:
-                        raise
-                    fail(item, "ip_conflict" if exc.status == 409 else "netbox_refused", str(exc))
+        with DeviceLocks(module.redis, [] if module.check_mode else list(latest)) as locks:
+            for device_id in locks.busy:
+                defer(latest.pop(device_id), f"device {device_id}: another stage holds its lock (delivered again)")
+            matched = [matches[item["facts"]["mac"]] for item in latest.values()]
+            leases = [
+                BmcLease(m["device"], int(m["interface"]["id"]), i["facts"]["ip"])
+                for m, i in zip(matched, latest.values(), strict=True)
+            ]
+            ips = reconcile_bmc_ips(module.netbox, leases, check_mode=module.check_mode)
+        for item, one, ip in zip(latest.values(), matched, ips, strict=True):
+            if isinstance(ip, NetBoxError):
+                fail(item, "ip_conflict", str(ip))
+            else:
+                record(item, one, ip)
     return {"changed": any(i["facts"].get("ip_changed") for i in items), "batch": items, "summary": summary(items)}
 
 

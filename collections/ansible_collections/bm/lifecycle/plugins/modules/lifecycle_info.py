@@ -18,6 +18,7 @@ description:
     C(last_updated)."
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
+  - bm.lifecycle.tenant
   - bm.lifecycle.netbox
 attributes:
   check_mode:
@@ -27,9 +28,6 @@ attributes:
     support: none
     description: Nothing is changed.
 options:
-  tenant:
-    description: The tenant (slug) whose devices are listed. Environment E(BM_TENANT) if not set.
-    type: str
   stuck_minutes:
     description: A device in one of O(transient_states) for longer than this is stuck.
     type: int
@@ -79,37 +77,31 @@ checked_at:
   sample: "2026-11-25T06:30:00Z"
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from typing import Any
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle_status import TRANSIENT_STATES, lifecycle_status
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
-    DEFAULT_TENANT,
-    NetBoxError,
-    client_from_params,
-    netbox_argument_spec,
-)
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
+
+
+def report(module: LifecycleModule) -> dict[str, Any]:
+    """The tenant's devices per state, and the stuck ones."""
+    p = module.params
+    return {
+        "changed": False,
+        **lifecycle_status(module.netbox, module.tenant, p["stuck_minutes"] * 60, p["transient_states"]),
+    }
 
 
 def main() -> None:
-    argument_spec = netbox_argument_spec()
-    argument_spec.update(
-        tenant={"type": "str", "fallback": (env_fallback, ["BM_TENANT"])},
-        stuck_minutes={"type": "int", "default": 60},
-        transient_states={"type": "list", "elements": "str", "default": list(TRANSIENT_STATES)},
+    """Run the module."""
+    module = LifecycleModule(
+        {
+            "stuck_minutes": {"type": "int", "default": 60},
+            "transient_states": {"type": "list", "elements": "str", "default": list(TRANSIENT_STATES)},
+        },
+        tenant=True,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    try:
-        client = client_from_params(p, warn=module.warn)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        status = lifecycle_status(client, p["tenant"] or DEFAULT_TENANT, p["stuck_minutes"] * 60, p["transient_states"])
-    except (NetBoxError, OSError) as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        client.close()
-    module.exit_json(changed=False, **status)
+    module.run(report)
 
 
 if __name__ == "__main__":

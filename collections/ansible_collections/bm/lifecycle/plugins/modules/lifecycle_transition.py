@@ -26,6 +26,7 @@ description:
   - Only devices of O(tenant) are touched; any other device is refused with a warning (C(refused=tenant)).
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
+  - bm.lifecycle.tenant
   - bm.lifecycle.netbox
   - bm.lifecycle.redis
 attributes:
@@ -86,9 +87,6 @@ options:
     description: Journal entry kind; the transition's own by default (C(danger) for failures).
     type: str
     choices: [info, success, warning, danger]
-  tenant:
-    description: Only devices of this tenant (slug or name) are touched. Environment E(BM_TENANT) if not set.
-    type: str
   lock_ttl:
     description: Seconds a device lock lives at most (released as soon as the batch is written).
     type: float

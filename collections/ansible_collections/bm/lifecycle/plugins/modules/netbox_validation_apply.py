@@ -35,6 +35,7 @@ description:
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
   - bm.lifecycle.batch
+  - bm.lifecycle.tenant
   - bm.lifecycle.netbox
   - bm.lifecycle.redis
 options:
@@ -83,7 +84,7 @@ from typing import Any
 from ansible_collections.bm.lifecycle.plugins.module_utils._batch import active, check_items, fail, skip, summary
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule, run_batch_step
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxError
-from ansible_collections.bm.lifecycle.plugins.module_utils._validation_apply import apply_report
+from ansible_collections.bm.lifecycle.plugins.module_utils._validation_apply import Lookups, apply_report
 
 REPORTED = ("hardware", "interfaces", "cables", "conflicts", "unmatched_neighbors", "no_neighbor_links", "skipped",
             "changes")  # fmt: skip
@@ -93,6 +94,7 @@ def apply_all(module: LifecycleModule) -> dict[str, Any]:
     """Apply each active item's report, one device after the other (each under its own lock)."""
     p = module.params
     items = check_items(p["batch"])
+    lookups = Lookups()  # manufacturers, device types and switches: found once for the whole batch
     changed = False
     for item in active(items):
         device = item["device"] or {}
@@ -103,7 +105,7 @@ def apply_all(module: LifecycleModule) -> dict[str, Any]:
             result = apply_report(
                 module.netbox, None if module.check_mode else module.redis, int(device["id"]),
                 item["entry"]["envelope"].get("data") or {}, tenant=module.tenant, interface_type=p["interface_type"],
-                check_mode=module.check_mode, lock_ttl=p["lock_ttl"], lock_wait=p["lock_wait"],
+                check_mode=module.check_mode, lock_ttl=p["lock_ttl"], lock_wait=p["lock_wait"], lookups=lookups,
             )  # fmt: skip
         except NetBoxError as exc:
             if exc.retryable:

@@ -18,6 +18,7 @@ description:
     event is acknowledged and changes nothing). Items whose event names no device are C(skipped) too.
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
+  - bm.lifecycle.tenant
   - bm.lifecycle.netbox
 options:
   rulebook_batch:
@@ -39,9 +40,6 @@ options:
   admits:
     description:
       - A lifecycle transition, by name (see M(bm.lifecycle.lifecycle_transition)), the devices must admit to go on.
-    type: str
-  tenant:
-    description: Only devices of this tenant (slug or name) go on. Environment E(BM_TENANT) if not set.
     type: str
 attributes:
   check_mode:

@@ -20,6 +20,7 @@ description:
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
   - bm.lifecycle.batch
+  - bm.lifecycle.tenant
   - bm.lifecycle.netbox
   - bm.lifecycle.redis
 options:

@@ -601,9 +601,9 @@ def reconcile_bmc_ips(
         cidr = ip_obj["address"] if ip_obj else (x.address if "/" in x.address else f"{host}/{lengths[host]}")
         if ip_obj is None:
             changes.insert(0, f"created IP {cidr} on the BMC interface")
-            creates.append((len(results), {"address": cidr, "status": "active", "description": description,
-                                            "assigned_object_type": INTERFACE_OBJECT_TYPE,
-                                            "assigned_object_id": x.interface_id}))  # fmt: skip
+            body = {"address": cidr, "status": "active", "description": description,
+                    "assigned_object_type": INTERFACE_OBJECT_TYPE, "assigned_object_id": x.interface_id}  # fmt: skip
+            creates.append((len(results), body))
         previous = (x.device.get("oob_ip") or {}).get("address")
         if ip_obj is None or (x.device.get("oob_ip") or {}).get("id") != ip_obj.get("id"):
             changes.append(f"device oob_ip {previous or 'none'} -> {cidr}")

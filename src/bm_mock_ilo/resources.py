@@ -1513,22 +1513,6 @@ RESOURCES = (
     _r(f"{V1}/managers/1/licenseservice", get=licenses),
     _r(f"{V1}/managers/1/licenseservice/(\\d+)", get=license_),
 )
-_STATIC = {r.pattern.pattern: r for r in RESOURCES if "(" not in r.pattern.pattern}
-_DYNAMIC = [r for r in RESOURCES if "(" in r.pattern.pattern]
-
-
-def route(path: str) -> tuple[Resource, tuple[str, ...]] | None:
-    """The resource for a normalised (lower-case, no trailing slash) path, and the ids in it."""
-    found = _STATIC.get(path)
-    if found is not None:
-        return found, ()
-    for candidate in _DYNAMIC:
-        match = candidate.pattern.fullmatch(path)
-        if match:
-            return candidate, match.groups()
-    return None
-
-
 def check_privilege(ctx: Ctx, resource_: Resource) -> None:
     """Writes need the resource's privilege (account and session writes check more finely themselves)."""
     _check_write(ctx, resource_.privilege)

@@ -115,7 +115,8 @@ def apply(
     if not write:
         records = read_devices(client, wanted)
         return [
-            _decide(r, records.get(i) if i else None, transition, tenant) for r, i in zip(requests, ids, strict=True)
+            _outcome(r, records.get(i) if i else None, _plan(r, records.get(i) if i else None, transition, tenant))
+            for r, i in zip(requests, ids, strict=True)
         ]
     if redis is None:
         raise ValueError("a Redis client is needed for the device locks")
@@ -129,25 +130,21 @@ def apply(
                 plans.append(None)
                 continue
             record = records.get(device_id) if device_id is not None else None
-            the_plan = plan(
-                record, transition, tenant=tenant, expected_fields=request.expected_fields,
-                custom_fields=request.custom_fields, device_fields=request.device_fields,
-            ) if record is not None else None  # fmt: skip
+            the_plan = _plan(request, record, transition, tenant)
             results.append(_outcome(request, record, the_plan))
             plans.append(the_plan)
         _write(client, requests, plans, results, actor=actor, journal=journal)
     return results
 
 
-def _decide(request: Request, record: Mapping[str, Any] | None, transition: Transition, tenant: str) -> dict[str, Any]:
-    """Check mode: the result the write would have."""
+def _plan(request: Request, record: Mapping[str, Any] | None, transition: Transition, tenant: str) -> Plan | None:
+    """The state machine's plan of one request (None: the device does not exist)."""
     if record is None:
-        return _outcome(request, None, None)
-    the_plan = plan(
+        return None
+    return plan(
         record, transition, tenant=tenant, expected_fields=request.expected_fields,
         custom_fields=request.custom_fields, device_fields=request.device_fields,
     )  # fmt: skip
-    return _outcome(request, record, the_plan)
 
 
 def _locked(request: Request, device_id: int) -> dict[str, Any]:

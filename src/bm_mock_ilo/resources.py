@@ -1513,6 +1513,8 @@ RESOURCES = (
     _r(f"{V1}/managers/1/licenseservice", get=licenses),
     _r(f"{V1}/managers/1/licenseservice/(\\d+)", get=license_),
 )
+
+
 def check_privilege(ctx: Ctx, resource_: Resource) -> None:
     """Writes need the resource's privilege (account and session writes check more finely themselves)."""
     _check_write(ctx, resource_.privilege)

@@ -1,5 +1,6 @@
 """_validation_apply (the logic of bm.lifecycle.netbox_validation_apply) on a small in-memory NetBox: matching order,
-check mode, idempotency, conflicts, refusals. The real NetBox is exercised by tests/integration/validation."""
+check mode, idempotency, conflicts, refusals, and the batch: requests per batch, not per device, and a device NetBox
+refuses failing alone. The real NetBox is exercised by tests/integration/validation."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._mac import normalize_mac
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient, NetBoxError
-from ansible_collections.bm.lifecycle.plugins.module_utils._validation_apply import Applier, Lookups, apply_report
+from ansible_collections.bm.lifecycle.plugins.module_utils._validation_apply import Applier, apply_reports
 
 TENANT = {"id": 1, "name": "baremetal-staging", "slug": "baremetal-staging"}
 
@@ -27,6 +28,7 @@ class MemoryNetBox(NetBoxClient):
         }
         self.writes: list[tuple[str, str, Any]] = []
         self.calls: list[tuple[str, str]] = []
+        self.refused_names: set[str] = set()  # interfaces NetBox refuses to create (HTTP 400)
 
     # --- setup helpers ---
     def add(self, table: str, **record: Any) -> dict[str, Any]:
@@ -77,26 +79,39 @@ class MemoryNetBox(NetBoxClient):
             rows = [r for r in self.tables[table].values() if self._match(table, r, params)]
             offset = int(params.get("offset", 0))
             return {"count": len(rows), "next": None, "results": copy.deepcopy(rows[offset:])}
+        if isinstance(body, list):  # a bulk write: all or nothing, as NetBox does
+            if any(self._refuses(table, row) for row in body):
+                raise NetBoxError(f"NetBox {method} {path}: HTTP 400: refused", 400)
+            return [self._write(method, table, row["id"] if method == "PATCH" else None, row) for row in body]
+        if self._refuses(table, body):
+            raise NetBoxError(f"NetBox {method} {path}: HTTP 400: refused", 400)
+        return self._write(method, table, int(parts[1]) if len(parts) == 2 else None, body)
+
+    def _refuses(self, table: str, row: dict[str, Any]) -> bool:
+        return table == "interfaces" and row.get("name") in self.refused_names
+
+    def _write(self, method: str, table: str, record_id: int | None, body: dict[str, Any]) -> dict[str, Any]:
         if method == "POST":
             return self._post(table, body)
-        if method == "PATCH":
-            rec = self.tables[table][int(parts[1])]
-            body = dict(body)
+        if method == "PATCH" and record_id is not None:
+            rec = self.tables[table][record_id]
+            body = {k: v for k, v in body.items() if k != "id"}
             if "mac_address" in body:
                 self._set_mac(rec, body.pop("mac_address"))
             if "device_type" in body:  # NetBox answers nested objects
                 body["device_type"] = {"id": body["device_type"]}
             rec.update(body)
             return copy.deepcopy(rec)
-        raise NetBoxError(f"unexpected {method} {path}", 400)
+        raise NetBoxError(f"unexpected {method} on {table}", 400)
 
     @staticmethod
     def _match(table: str, row: dict[str, Any], params: dict[str, Any]) -> bool:
         for key, want in params.items():
             if key in ("limit", "offset", "brief"):
                 continue
-            if key == "device_id":
-                ok = row["device"]["id"] == int(want)
+            if key in ("device_id", "id"):  # a list: any of them (repeated in a URL)
+                ids = {int(w) for w in (want if isinstance(want, list) else [want])}
+                ok = (row["device"]["id"] if key == "device_id" else row["id"]) in ids
             elif key == "manufacturer_id":
                 ok = row["manufacturer"] == int(want)
             elif key.endswith("__ie"):
@@ -140,6 +155,11 @@ def nb_(local: str, name: str | None, port: str, **more: Any) -> dict[str, Any]:
     return {**base, **more}
 
 
+def apply_report(nb: MemoryNetBox, device_id: int, data: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """A batch of one."""
+    return apply_reports(nb, None, [(device_id, data)], **options)[0]
+
+
 @pytest.fixture
 def nb() -> MemoryNetBox:
     fake = MemoryNetBox()
@@ -153,7 +173,7 @@ def nb() -> MemoryNetBox:
 
 
 def test_check_mode_plans_everything_and_writes_nothing(nb: MemoryNetBox) -> None:
-    result = apply_report(nb, None, 1, report(nb_("eth0", "tor-a", "Ethernet1")), check_mode=True)
+    result = apply_report(nb, 1, report(nb_("eth0", "tor-a", "Ethernet1")), check_mode=True)
     assert nb.writes == []
     assert result["changed"] is True
     assert "created manufacturer HPE" in result["changes"]
@@ -164,7 +184,7 @@ def test_check_mode_plans_everything_and_writes_nothing(nb: MemoryNetBox) -> Non
 
 def test_apply_then_again_writes_nothing_the_second_time(nb: MemoryNetBox) -> None:
     data = report(nb_("eth0", "tor-a.lab.example", "Ethernet1"), nb_("eth1", "tor-a", "Ethernet2"))
-    first = apply_report(nb, None, 1, data)
+    first = apply_report(nb, 1, data)
     assert first["changed"]
     names = sorted(i["name"] for i in nb.tables["interfaces"].values() if i["device"]["id"] == 1)
     assert names == ["eno1", "eth0", "eth2", "ilo"]  # eth1 is eno1 (same MAC); the BMC untouched
@@ -174,27 +194,82 @@ def test_apply_then_again_writes_nothing_the_second_time(nb: MemoryNetBox) -> No
     assert device["serial"] == "CZJ1"
     assert nb.tables["device-types"][device["device_type"]["id"]]["model"] == "ProLiant DL360 Gen10"
     writes = len(nb.writes)
-    second = apply_report(nb, None, 1, data)
+    second = apply_report(nb, 1, data)
     assert second["changed"] is False, second["changes"]
     assert len(nb.writes) == writes
     assert [c["action"] for c in second["cables"]] == ["exists", "exists"]
 
 
+def second_server(nb: MemoryNetBox, device_id: int, port: str, mac: str = "94:40:c9:00:00:20") -> dict[str, Any]:
+    """Another server in validating and its report: one NIC, LLDP saying tor-a ``port``."""
+    nb.device(f"srv{device_id:03d}", id=device_id)
+    data = report(nb_("eth0", "tor-a", port))
+    data["interfaces"] = [{"name": "eth0", "mac": mac, "carrier": True}]
+    return data
+
+
 def test_one_batch_looks_manufacturer_type_and_switch_up_once(nb: MemoryNetBox) -> None:
-    other = nb.device("srv002", id=3)
-    lookups = Lookups()
-    first = apply_report(nb, None, 1, report(nb_("eth0", "tor-a", "Ethernet1")), lookups=lookups)
-    before = nb.requests
-    again = report(nb_("eth0", "tor-a", "Ethernet2"))
-    again["interfaces"] = [{"name": "eth0", "mac": "94:40:c9:00:00:20", "carrier": True}]
-    second = apply_report(nb, None, other["id"], again, lookups=lookups)
+    first, second = apply_reports(nb, None, [(1, report(nb_("eth0", "tor-a", "Ethernet1"))),
+                                             (3, second_server(nb, 3, "Ethernet2"))])  # fmt: skip
     assert first["hardware"]["device_type_id"] == second["hardware"]["device_type_id"] is not None
     assert [c["switch"] for c in second["cables"]] == ["tor-a"]
-    lookups_again = [
-        c for c in nb.calls[-(nb.requests - before) :] if c[1].endswith(("/manufacturers/", "/device-types/"))
-    ]
-    assert lookups_again == []  # found by the first report of the batch
-    assert sum(1 for c in nb.calls if c[1] == "/api/dcim/devices/" and c[0] == "GET") == 1  # tor-a by name, once
+    assert sum(1 for c in nb.calls if c[1].endswith("/manufacturers/") and c[0] == "GET") == 2  # name, slug: once
+    assert sum(1 for c in nb.calls if c[1] == "/api/dcim/devices/" and c[0] == "GET") == 2  # the batch, tor-a
+
+
+def test_a_batch_costs_the_same_requests_as_one_report(nb: MemoryNetBox) -> None:
+    apply_reports(nb, None, [(1, report(nb_("eth0", "tor-a", "Ethernet1")))])
+    alone = nb.requests
+    fresh = MemoryNetBox()
+    fresh.device("srv001", id=1)
+    switch = fresh.device("tor-a", state="staged", id=2)
+    batch = [(1, report(nb_("eth0", "tor-a", "Ethernet1")))]
+    for n in range(3, 23):
+        batch.append((n, second_server(fresh, n, f"Ethernet{n}", mac=f"94:40:c9:00:01:{n:02x}")))
+    for n in (1, *range(3, 23)):
+        fresh.iface(switch, f"Ethernet{n}")
+    results = apply_reports(fresh, None, batch)
+    assert all(len(r["cables"]) == 1 and r["cables"][0]["cable_id"] for r in results)
+    assert fresh.requests == alone  # 21 reports: the same reads and one bulk write per kind
+    assert {path for method, path, _ in fresh.writes if method == "POST"} >= {"/api/dcim/cables/",
+                                                                               "/api/dcim/interfaces/"}  # fmt: skip
+
+
+def test_two_reports_on_one_switch_port_the_first_gets_the_cable(nb: MemoryNetBox) -> None:
+    first, second = apply_reports(nb, None, [(1, report(nb_("eth0", "tor-a", "Ethernet1"))),
+                                             (3, second_server(nb, 3, "Ethernet1"))])  # fmt: skip
+    assert first["cables"][0]["action"] == "created"
+    assert second["cables"] == []
+    assert "srv001 eth0 (a cable this batch creates)" in second["conflicts"][0]["reason"]
+    assert sum(len(body) for method, path, body in nb.writes if path == "/api/dcim/cables/") == 1
+
+
+def test_a_device_netbox_refuses_fails_alone(nb: MemoryNetBox) -> None:
+    nb.refused_names.add("eth9")
+    refused = report(nb_("eth0", "tor-a", "Ethernet1"))
+    refused["interfaces"].append({"name": "eth9", "mac": "94:40:c9:00:00:19", "carrier": False})
+    first, second = apply_reports(nb, None, [(1, refused), (3, second_server(nb, 3, "Ethernet2"))])
+    assert first["error"]["reason"] == "netbox_refused"
+    assert first["cables"] == []  # dropped out before the cables step
+    assert not any(i["device"]["id"] == 1 and i.get("cable") for i in nb.tables["interfaces"].values())
+    assert second["error"] is None
+    assert second["cables"][0]["cable_id"] is not None
+
+
+def test_unknown_device_locked_device_and_a_later_report_of_the_same_device(nb: MemoryNetBox) -> None:
+    class Busy:
+        """Redis where another run holds device 3's lock."""
+
+        def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+            return [None if c[0] == "SET" and c[1].endswith(":3") else "OK" for c in commands]
+
+    data = second_server(nb, 3, "Ethernet2")
+    batch = [(1, report()), (3, data), (999, report()), (1, report(nb_("eth0", "tor-a", "Ethernet1")))]
+    earlier, locked, missing, later = apply_reports(nb, Busy(), batch, lock_wait=0)  # type: ignore[arg-type]
+    assert (earlier["refused"], locked["refused"], missing["error"]["reason"]) == ("superseded", "locked",
+                                                                                  "unknown_device")  # fmt: skip
+    assert later["cables"][0]["action"] == "created"
+    assert not any(i["device"]["id"] == 3 for i in nb.tables["interfaces"].values())
 
 
 def test_conflicting_cables_are_reported_not_changed(nb: MemoryNetBox) -> None:
@@ -204,7 +279,7 @@ def test_conflicting_cables_are_reported_not_changed(nb: MemoryNetBox) -> None:
     nb.cable(port3, peer)
     eno1 = next(i for i in nb.tables["interfaces"].values() if i["name"] == "eno1")
     nb.cable(eno1, next(i for i in nb.tables["interfaces"].values() if i["name"] == "Ethernet1"))
-    result = apply_report(nb, None, 1, report(nb_("eth0", "tor-a", "Ethernet3"), nb_("eth1", "tor-a", "Ethernet2")))
+    result = apply_report(nb, 1, report(nb_("eth0", "tor-a", "Ethernet3"), nb_("eth1", "tor-a", "Ethernet2")))
     reasons = {c["interface"]: c["reason"] for c in result["conflicts"]}
     assert "peer01 Ethernet9" in reasons["eth0"]
     assert "tor-a Ethernet1" in reasons["eno1"]
@@ -214,13 +289,13 @@ def test_conflicting_cables_are_reported_not_changed(nb: MemoryNetBox) -> None:
 
 def test_unmatched_neighbours_and_links_without_neighbour(nb: MemoryNetBox) -> None:
     data = report(nb_("eth0", "ghost", "swp1"), nb_("eth1", "tor-a", "Ethernet99"), nb_("usb0", "tor-a", "Ethernet1"))
-    result = apply_report(nb, None, 1, data)
+    result = apply_report(nb, 1, data)
     reasons = [u["reason"] for u in result["unmatched_neighbors"]]
     assert reasons[0].startswith("switch not found")
     assert reasons[1].startswith("switch found")
     assert reasons[2].startswith("the local interface")
     assert result["no_neighbor_links"] == []
-    result = apply_report(nb, None, 1, report())
+    result = apply_report(nb, 1, report())
     assert result["no_neighbor_links"] == ["eth0", "eth1"]
     assert "eth0, eth1" in result["summary"]
 
@@ -231,7 +306,7 @@ def test_switch_by_chassis_mac_and_port_by_mac_or_description(nb: MemoryNetBox) 
     nb.iface(sw, "Ethernet7", "0c:b0:00:00:02:07", description="uplink-7")
     by_mac = nb_("eth0", "unknown-name", "0c-b0-00-00-02-07", chassis_id="0c:b0:00:00:02:00",
                  chassis_id_type="mac", port_id_type="mac")  # fmt: skip
-    applier = Applier(nb, nb.tables["devices"][1], {}, write=False)
+    applier = Applier(nb, nb.tables["devices"][1], {}, interfaces=[], write=False)
     switch, how = applier.find_switch(by_mac)
     assert (switch, how) == ({"id": 2}, "chassis MAC 0c:b0:00:00:02:00")
     ports = applier.switch_ports(2)
@@ -249,6 +324,6 @@ def test_refused_changes_nothing(nb: MemoryNetBox, state: str, tenant: str | Non
     nb.tables["devices"][1]["custom_fields"]["lifecycle_state"] = state
     if tenant:
         nb.tables["devices"][1]["tenant"] = {"id": 2, "name": tenant, "slug": tenant}
-    result = apply_report(nb, None, 1, report(nb_("eth0", "tor-a", "Ethernet1")))
+    result = apply_report(nb, 1, report(nb_("eth0", "tor-a", "Ethernet1")))
     assert result["refused"] == refused
     assert nb.writes == []

@@ -50,6 +50,7 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 SAFE_RETRY_STATUSES = frozenset({502, 503, 504})  # the request surely was not processed: even a POST may be retried
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MAX_PAGES = 100
+BULK_CHUNK = 250  # objects per bulk request
 LOCK_PREFIX = "bm:lock:device:"
 
 
@@ -279,6 +280,56 @@ def read_devices(client: NetBoxClient, device_ids: Iterable[int], chunk: int = 2
         for record in client.list("/api/dcim/devices/", id=part, limit=len(part)):
             found[int(record["id"])] = record
     return found
+
+
+def list_in(client: NetBoxClient, path: str, name: str, values: list[Any], **params: Any) -> list[dict[str, Any]]:
+    """A list GET filtered by ``name`` in any of ``values`` (100 per request: URLs stay short)."""
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(values), 100):
+        rows += client.list(path, **{name: values[start : start + 100]}, **params)
+    return rows
+
+
+def bulk_write(
+    client: NetBoxClient, method: str, path: str, rows: list[dict[str, Any]], chunk: int = BULK_CHUNK
+) -> list[dict[str, Any] | NetBoxError]:
+    """``rows`` POSTed or PATCHed (each PATCH row carries its ``id``) on the list endpoint ``path``, one request per
+    ``chunk``; one answer per row, in order: the record NetBox returned, or the :class:`NetBoxError` it gave that row.
+
+    NetBox applies a bulk request all or nothing, so a chunk it refuses (4xx) is sent again one row at a time: only
+    the rows NetBox refuses fail. An outage (:class:`NetBoxUnreachable`) raises.
+    """
+    out: list[dict[str, Any] | NetBoxError] = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        try:
+            answer = client.request(method, path, body=part)
+        except NetBoxError as exc:
+            if exc.retryable:
+                raise
+            out += [_write_one(client, method, path, row) for row in part]
+            continue
+        records = answer if isinstance(answer, list) else []
+        if method == "PATCH":
+            by_id = {r.get("id"): r for r in records if isinstance(r, dict)}
+            out += [by_id.get(row["id"]) or {"id": row["id"]} for row in part]
+        else:
+            if len(records) != len(part):
+                raise NetBoxError(f"NetBox {method} {path}: {len(records)} records for {len(part)} rows")
+            out += records
+    return out
+
+
+def _write_one(client: NetBoxClient, method: str, path: str, row: dict[str, Any]) -> dict[str, Any] | NetBoxError:
+    """One row of a refused bulk request on its own: the record, or the error NetBox gave it."""
+    try:
+        if method == "PATCH":
+            return dict(client.patch(f"{path}{row['id']}/", {k: v for k, v in row.items() if k != "id"}))
+        return dict(client.request(method, path, body=row))
+    except NetBoxError as exc:
+        if exc.retryable:
+            raise
+        return exc
 
 
 def resolve_device_ids(client: NetBoxClient, devices: Iterable[int | str]) -> list[int | None]:
@@ -512,14 +563,6 @@ def _by(rows: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) ->
     return grouped
 
 
-def _chunked_list(client: NetBoxClient, path: str, name: str, values: list[Any], **params: Any) -> list[dict[str, Any]]:
-    """A list GET filtered by ``name`` in any of ``values`` (100 per request: URLs stay short)."""
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(values), 100):
-        rows += client.list(path, **{name: values[start : start + 100]}, **params)
-    return rows
-
-
 def _claim(
     lease: BmcLease,
     mine: list[dict[str, Any]],
@@ -568,7 +611,7 @@ def reconcile_bmc_ips(
     lease's result is a :class:`NetBoxError` (409) and nothing of it is written. One BMC interface per lease.
     """
     on_iface = _by(
-        _chunked_list(client, "/api/ipam/ip-addresses/", "interface_id", sorted({x.interface_id for x in leases})),
+        list_in(client, "/api/ipam/ip-addresses/", "interface_id", sorted({x.interface_id for x in leases})),
         lambda ip: ip.get("assigned_object_id"),
     )
     hosts = {id(x): host_of(x.address) for x in leases}
@@ -576,9 +619,7 @@ def reconcile_bmc_ips(
         id(x): [ip for ip in on_iface.get(x.interface_id, []) if host_of(ip["address"]) == hosts[id(x)]] for x in leases
     }
     lookup = sorted({hosts[id(x)] for x in leases if not mine[id(x)]})
-    elsewhere = _by(
-        _chunked_list(client, "/api/ipam/ip-addresses/", "address", lookup), lambda ip: host_of(ip["address"])
-    )
+    elsewhere = _by(list_in(client, "/api/ipam/ip-addresses/", "address", lookup), lambda ip: host_of(ip["address"]))
     lengths = prefix_lengths(
         client,
         [hosts[id(x)] for x in leases if not mine[id(x)] and not elsewhere.get(hosts[id(x)]) and "/" not in x.address],

@@ -23,6 +23,7 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
     state_of,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
+    BULK_CHUNK,
     DEVICE_OBJECT_TYPE,
     DeviceLocks,
     NetBoxClient,
@@ -32,8 +33,6 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
     resolve_device_ids,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
-
-CHUNK = 250  # objects per bulk request
 
 
 @dataclass
@@ -195,10 +194,10 @@ def _write(
             results[index]["changed"] = True
             late = journal_text(before="?", changed={}, **words) + "\n\n(journal entry written late)"
             entries.append((index, _journal_row(device_id, late, kind)))
-    for start in range(0, len(patches), CHUNK):
-        client.patch("/api/dcim/devices/", patches[start : start + CHUNK])
-    for start in range(0, len(entries), CHUNK):
-        chunk = entries[start : start + CHUNK]
+    for start in range(0, len(patches), BULK_CHUNK):
+        client.patch("/api/dcim/devices/", patches[start : start + BULK_CHUNK])
+    for start in range(0, len(entries), BULK_CHUNK):
+        chunk = entries[start : start + BULK_CHUNK]
         created = client.post("/api/extras/journal-entries/", [row for _i, row in chunk])
         for (index, _row), made in zip(chunk, created if isinstance(created, list) else [], strict=False):
             results[index]["journal_entry"] = made.get("id")

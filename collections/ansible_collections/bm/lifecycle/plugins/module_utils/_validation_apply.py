@@ -1,12 +1,17 @@
 # Copyright: (c) 2026, bm-lifecycle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Apply a validation report (the ``data`` of a ``validation_report`` event, see ``_validation_report.summarize``)
-to NetBox: device type and manufacturer, serial, interfaces with their MACs, cables to the switch ports LLDP saw.
+"""Apply a batch of validation reports (the ``data`` of ``validation_report`` events, see
+``_validation_report.summarize``) to NetBox: device type and manufacturer, serial, interfaces with their MACs, cables
+to the switch ports LLDP saw.
 
-Small ordered steps in the manner of ironic's inspection hooks: each reads what it needs, writes only what differs,
-and a neighbour or interface it cannot use is reported (``unmatched_neighbors``, ``conflicts``, ``skipped``), never
-fatal. Nothing is ever deleted or overwritten that another fact put there: an existing cable that contradicts LLDP is
-reported as a conflict and left alone. Running the same report twice writes nothing the second time.
+Small ordered steps in the manner of ironic's inspection hooks, each over the whole batch: every report is planned
+against what one read per kind of object found (devices, their interfaces, the switches and their ports), then the
+step's writes go out in one bulk request per kind (device PATCH, interface POST and PATCH, cable POST). A device
+whose write NetBox refuses fails alone and drops out of the later steps; its batch-mates go on. A neighbour or
+interface that cannot be used is reported (``unmatched_neighbors``, ``conflicts``, ``skipped``), never fatal. Nothing
+another fact put there is deleted or overwritten: an existing cable that contradicts LLDP is reported as a conflict and
+left alone, and so is a switch port an earlier report of the same batch just cabled. The same report twice writes
+nothing the second time.
 
 Matching rules (docs/ARCHITECTURE.md, "The validation report"; NetBox 4.7 facts from the project's reference notes):
 - a reported NIC is the device's interface holding its MAC (any MAC of the 4.2+ MAC model), else the interface of
@@ -15,13 +20,12 @@ Matching rules (docs/ARCHITECTURE.md, "The validation report"; NetBox 4.7 facts 
 - a neighbour's switch: device by name (then by its short name), then the device owning the chassis MAC, then the
   device owning one of its management IPs; its port: interface by name = port id, then name = port description,
   then NetBox description = port description, then by MAC when the port id is a MAC.
-Standard library only.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +41,12 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
     INTERFACE_OBJECT_TYPE,
     DeviceLocks,
     NetBoxClient,
+    NetBoxError,
+    bulk_write,
     device_ref,
+    list_in,
     mac_rows,
+    read_devices,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
 
@@ -71,20 +79,25 @@ def _peer_text(iface: dict[str, Any]) -> str:
         return f"cable #{(iface.get('cable') or {}).get('id')}"
     peer = peers[0]
     cable = (iface.get("cable") or {}).get("id")
-    return f"{(peer.get('device') or {}).get('name', '?')} {peer.get('name', '?')} (cable #{cable})"
+    how = "a cable this batch creates" if cable is None else f"cable #{cable}"
+    return f"{(peer.get('device') or {}).get('name', '?')} {peer.get('name', '?')} ({how})"
 
 
 @dataclass
 class Lookups:
-    """What the reports of one batch look up in NetBox again and again: manufacturers, device types and switches
-    (by name, chassis MAC or management IP), found once per batch."""
+    """What the reports of one batch look up in NetBox again and again: manufacturers, device types, switches (by
+    name, chassis MAC or management IP) and their ports, found once per batch. The ports are shared: a cable one
+    report plans is seen by the next."""
 
     found: dict[tuple[str, tuple[tuple[str, Any], ...]], int] = field(default_factory=dict)
     switches: dict[tuple[Any, ...], tuple[dict[str, Any] | None, str]] = field(default_factory=dict)
+    ports: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class Applier:
-    """One report on one device. ``write`` False: check mode, everything planned, nothing written."""
+    """One report on one device, planned step by step: each step leaves its writes in ``device_patch``,
+    ``interface_writes`` or ``cable_writes`` for the batch to send. ``write`` False (check mode): manufacturers and
+    device types are not created either. ``interfaces``: the device's interfaces as NetBox lists them."""
 
     def __init__(
         self,
@@ -92,6 +105,7 @@ class Applier:
         device: dict[str, Any],
         data: dict[str, Any],
         *,
+        interfaces: list[dict[str, Any]],
         write: bool,
         interface_type: str = DEFAULT_INTERFACE_TYPE,
         lookups: Lookups | None = None,
@@ -99,6 +113,7 @@ class Applier:
         self.client = client
         self.lookups = lookups or Lookups()
         self.device = device
+        self.existing = interfaces
         self.data = data
         self.write = write
         self.interface_type = interface_type
@@ -112,7 +127,9 @@ class Applier:
         self.skipped: list[dict[str, Any]] = []
         self.hardware: dict[str, Any] = {}
         self._by_report_name: dict[str, dict[str, Any]] = {}
-        self._ports_cache: dict[int, list[dict[str, Any]]] = {}
+        self.device_patch: dict[str, Any] = {}
+        self.interface_writes: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (entry, POST body or PATCH row)
+        self.cable_writes: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (the cable's result, POST body)
 
     # --- step 1: manufacturer, device type, serial ------------------------------------------------------------------
 
@@ -177,14 +194,12 @@ class Applier:
         }
         if patch:
             self.changes.append("device " + ", ".join(f"{k} -> {self.after['device'][k]}" for k in patch))
-            if self.write:
-                self.client.patch(f"/api/dcim/devices/{self.device['id']}/", patch)
+            self.device_patch = {"id": self.device["id"], **patch}
 
     # --- step 2: interfaces and MACs --------------------------------------------------------------------------------
 
     def interfaces_step(self) -> None:
-        existing = self.client.list("/api/dcim/interfaces/", device_id=self.device["id"])
-        candidates = [i for i in existing if not i.get("mgmt_only")]
+        candidates = [i for i in self.existing if not i.get("mgmt_only")]
         used_ids: set[int] = set()
         used_macs: set[str] = set()
         for reported in self.data.get("interfaces") or []:
@@ -213,18 +228,9 @@ class Applier:
                 self.before["interfaces"][name] = None
                 self.after["interfaces"][name] = mac
                 entry.update(action="created", netbox_name=name, interface_id=None)
-                if self.write:
-                    record = self.client.post(
-                        "/api/dcim/interfaces/",
-                        {
-                            "device": self.device["id"],
-                            "name": name[:64],
-                            "type": self.interface_type,
-                            "mac_address": mac,
-                            "enabled": True,
-                        },
-                    )
-                    entry.update(record=record, interface_id=record["id"])
+                body = {"device": self.device["id"], "name": name[:64], "type": self.interface_type,
+                        "mac_address": mac, "enabled": True}  # fmt: skip
+                self.interface_writes.append((entry, body))
             else:
                 used_ids.add(int(target["id"]))
                 primary = _mac(target.get("mac_address"))
@@ -234,11 +240,16 @@ class Applier:
                     self.changes.append(f"interface {target['name']}: primary MAC {primary or 'none'} -> {mac}")
                     self.before["interfaces"][target["name"]] = primary
                     self.after["interfaces"][target["name"]] = mac
-                    if self.write:
-                        entry["record"] = self.client.patch(
-                            f"/api/dcim/interfaces/{target['id']}/", {"mac_address": mac}
-                        )
+                    self.interface_writes.append((entry, {"id": target["id"], "mac_address": mac}))
             self._by_report_name[name] = entry
+
+    def interfaces_written(self, records: dict[int, dict[str, Any]]) -> None:
+        """The interfaces as NetBox answered the writes (by ``id(entry)``): their records and ids."""
+        for entry, _body in self.interface_writes:
+            record = records.get(id(entry))
+            if record is not None:
+                entry.update(record=record, interface_id=record.get("id"))
+        for entry in self._by_report_name.values():
             self.interfaces.append({k: entry[k] for k in ("name", "netbox_name", "mac", "interface_id", "action")})
 
     # --- step 3: switches, ports, cables ----------------------------------------------------------------------------
@@ -281,9 +292,9 @@ class Applier:
         return found
 
     def switch_ports(self, switch_id: int) -> list[dict[str, Any]]:
-        if switch_id not in self._ports_cache:
-            self._ports_cache[switch_id] = self.client.list("/api/dcim/interfaces/", device_id=switch_id)
-        return self._ports_cache[switch_id]
+        if switch_id not in self.lookups.ports:
+            self.lookups.ports[switch_id] = self.client.list("/api/dcim/interfaces/", device_id=switch_id)
+        return self.lookups.ports[switch_id]
 
     @staticmethod
     def find_port(ports: list[dict[str, Any]], nb: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
@@ -354,24 +365,21 @@ class Applier:
                 continue
             self.changes.append(f"cable {local['netbox_name']} <-> {sw_name} {port['name']}")
             self.after["cables"].append(f"{local['netbox_name']} <-> {sw_name} {port['name']}")
-            cable_id = None
-            if self.write and local.get("interface_id"):
-                cable = self.client.post(
-                    "/api/dcim/cables/",
-                    {
-                        "a_terminations": [{"object_type": INTERFACE_OBJECT_TYPE, "object_id": local["interface_id"]}],
-                        "b_terminations": [{"object_type": INTERFACE_OBJECT_TYPE, "object_id": port["id"]}],
-                        "status": "connected",
-                    },
-                )
-                cable_id = cable["id"]
-            # later neighbours see the new cable on both ends
-            port["cable"] = {"id": cable_id}
+            cable = {**what, "cable_id": None, "action": "created"}
+            if local.get("interface_id"):  # None in check mode for an interface still to create
+                body = {
+                    "a_terminations": [{"object_type": INTERFACE_OBJECT_TYPE, "object_id": local["interface_id"]}],
+                    "b_terminations": [{"object_type": INTERFACE_OBJECT_TYPE, "object_id": port["id"]}],
+                    "status": "connected",
+                }
+                self.cable_writes.append((cable, body))
+            # later neighbours, of this report and of the batch's next ones, see the new cable on both ends
+            port["cable"] = {"id": None}
             port["link_peers"] = [
                 {"id": local.get("interface_id"), "name": local["netbox_name"], "device": device_ref(self.device)}
             ]
-            local["record"] = {**record, "cable": {"id": cable_id}, "link_peers": [{"id": port["id"], **port}]}
-            self.cables.append({**what, "cable_id": cable_id, "action": "created"})
+            local["record"] = {**record, "cable": {"id": None}, "link_peers": [{"id": port["id"], **port}]}
+            self.cables.append(cable)
 
     def no_neighbor_links(self) -> list[str]:
         seen = {str(nb.get("local_interface")) for nb in self.data.get("neighbors") or []}
@@ -407,84 +415,132 @@ def summary_text(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def apply_report(
+def apply_reports(
     client: NetBoxClient,
     redis: RedisClient | None,
-    device_id: int,
-    data: dict[str, Any],
+    reports: Sequence[tuple[int, dict[str, Any]]],
     *,
     tenant: str = DEFAULT_TENANT,
     interface_type: str = DEFAULT_INTERFACE_TYPE,
     check_mode: bool = False,
     lock_ttl: float = 120.0,
     lock_wait: float = 10.0,
-    lookups: Lookups | None = None,
-) -> dict[str, Any]:
-    """Apply ``data`` to device ``device_id`` if it may take ``complete_validation``; see the module docs.
+) -> list[dict[str, Any]]:
+    """Apply each ``(device id, report data)`` to its device if it may take ``complete_validation``; one result per
+    report, in order (see the module docs).
 
-    Under the device's Redis lock (when ``redis`` is given and not ``check_mode``). Returns ``{changed, refused, msg,
-    device, state, hardware, interfaces, cables, conflicts, unmatched_neighbors, no_neighbor_links, skipped,
-    warnings, changes, summary, diff}``.
+    Under the devices' Redis locks (when ``redis`` is given and not ``check_mode``). Each result is ``{changed,
+    refused, error, msg, device, state, hardware, interfaces, cables, conflicts, unmatched_neighbors,
+    no_neighbor_links, skipped, warnings, changes, summary, diff}``; ``refused`` names why a device was left alone
+    (``state``, ``tenant``, ``hardened``, ``locked``: another run holds it, ``superseded``: a later report of the
+    same batch is applied instead), ``error`` is ``{reason, msg}`` when NetBox has no such device
+    (``unknown_device``) or refused one of its writes (``netbox_refused``).
     """
+    ids = [int(device_id) for device_id, _data in reports]
     if redis is not None and not check_mode:
-        with DeviceLocks(redis, [int(device_id)], ttl=lock_ttl, wait=lock_wait) as locks:
-            locks.require()
-            return _apply(
-                client,
-                device_id,
-                data,
-                tenant=tenant,
-                interface_type=interface_type,
-                write=True,
-                lookups=lookups,
-            )
-    return _apply(
-        client,
-        device_id,
-        data,
-        tenant=tenant,
-        interface_type=interface_type,
-        write=not check_mode,
-        lookups=lookups,
-    )
+        with DeviceLocks(redis, ids, ttl=lock_ttl, wait=lock_wait) as locks:
+            batch = _Batch(client, write=True)
+            batch.admit(reports, set(locks.busy), tenant=tenant, interface_type=interface_type)
+            return batch.run()
+    batch = _Batch(client, write=not check_mode)
+    batch.admit(reports, set(), tenant=tenant, interface_type=interface_type)
+    return batch.run()
 
 
-def _apply(
-    client: NetBoxClient,
-    device_id: int,
-    data: dict[str, Any],
-    *,
-    tenant: str,
-    interface_type: str,
-    write: bool,
-    lookups: Lookups | None,
-) -> dict[str, Any]:
-    device = client.get(f"/api/dcim/devices/{int(device_id)}/")
-    state = custom_field(device, STATE_FIELD)
-    result: dict[str, Any] = {
-        "changed": False,
-        "refused": None,
-        "device": device_ref(device),
-        "state": state,
-        "hardware": {},
-        "interfaces": [],
-        "cables": [],
-        "conflicts": [],
-        "unmatched_neighbors": [],
-        "no_neighbor_links": [],
-        "skipped": [],
-        "warnings": list(data.get("warnings") or []),
-        "changes": [],
-        "summary": "",
+def _result(device: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "changed": False, "refused": None, "error": None, "msg": "", "device": device_ref(device),
+        "state": custom_field(device, STATE_FIELD) if device.get("custom_fields") else None, "hardware": {},
+        "interfaces": [], "cables": [], "conflicts": [], "unmatched_neighbors": [], "no_neighbor_links": [],
+        "skipped": [], "warnings": list(data.get("warnings") or []), "changes": [], "summary": "",
         "diff": {"before": {}, "after": {}},
-    }
-    why = refusal(device, TRANSITIONS["complete_validation"], tenant)
-    if why is not None:
-        return {**result, "refused": why[0], "msg": why[1]}
-    applier = Applier(client, device, data, write=write, interface_type=interface_type, lookups=lookups)
-    applier.hardware_step()
-    applier.interfaces_step()
-    applier.cables_step()
+    }  # fmt: skip
+
+
+class _Batch:
+    """The reports of one batch: their results, and an applier for each report that may be applied."""
+
+    def __init__(self, client: NetBoxClient, *, write: bool) -> None:
+        self.client = client
+        self.write = write
+        self.results: list[dict[str, Any]] = []
+        self.appliers: dict[int, Applier] = {}  # by result index
+        self.lookups = Lookups()
+
+    def admit(
+        self, reports: Sequence[tuple[int, dict[str, Any]]], busy: set[int], *, tenant: str, interface_type: str
+    ) -> None:
+        """Read the devices (one list GET) and their interfaces (one per 100 devices); refuse what may not go on."""
+        records = read_devices(self.client, [int(d) for d, _data in reports if int(d) not in busy])
+        last = {int(device_id): index for index, (device_id, _data) in enumerate(reports)}
+        for index, (device_id, data) in enumerate(reports):
+            record = records.get(int(device_id))
+            result = _result(record or {"id": int(device_id), "name": None}, data)
+            self.results.append(result)
+            if int(device_id) in busy:
+                result.update(refused="locked", msg=f"device #{device_id}: another stage holds its lock; nothing "
+                              "changed (the report is delivered again)")  # fmt: skip
+            elif record is None:
+                msg = f"device #{device_id} does not exist in NetBox"
+                result.update(error={"reason": "unknown_device", "msg": msg}, msg=msg)
+            elif last[int(device_id)] != index:
+                result.update(refused="superseded", msg=f"device {record.get('name')}: a later report of the same "
+                              "batch is applied instead")  # fmt: skip
+            elif (why := refusal(record, TRANSITIONS["complete_validation"], tenant)) is not None:
+                result.update(refused=why[0], msg=why[1])
+            else:
+                self.appliers[index] = Applier(self.client, record, data, interfaces=[], write=self.write,
+                                               interface_type=interface_type, lookups=self.lookups)  # fmt: skip
+        device_ids = [int(a.device["id"]) for a in self.appliers.values()]
+        owned: dict[int, list[dict[str, Any]]] = {}
+        for interface in list_in(self.client, "/api/dcim/interfaces/", "device_id", device_ids):
+            owned.setdefault(int((interface.get("device") or {}).get("id") or 0), []).append(interface)
+        for applier in self.appliers.values():
+            applier.existing = owned.get(int(applier.device["id"]), [])
+
+    def run(self) -> list[dict[str, Any]]:
+        """Hardware, then interfaces, then cables: each planned for every report, then written in bulk."""
+        for applier in self.appliers.values():
+            applier.hardware_step()
+        self.send("PATCH", "/api/dcim/devices/", [(i, None, a.device_patch) for i, a in self.appliers.items()
+                                                 if a.device_patch])  # fmt: skip
+        for applier in self.appliers.values():
+            applier.interfaces_step()
+        rows = [(i, entry, body) for i, a in self.appliers.items() for entry, body in a.interface_writes]
+        written = self.send("POST", "/api/dcim/interfaces/", [row for row in rows if "id" not in row[2]])
+        written |= self.send("PATCH", "/api/dcim/interfaces/", [row for row in rows if "id" in row[2]])
+        for applier in self.appliers.values():
+            applier.interfaces_written(written)
+            applier.cables_step()
+        cables = self.send("POST", "/api/dcim/cables/", [(i, cable, body) for i, a in self.appliers.items()
+                                                         for cable, body in a.cable_writes])  # fmt: skip
+        for index, applier in self.appliers.items():
+            for cable, _body in applier.cable_writes:
+                cable["cable_id"] = (cables.get(id(cable)) or {}).get("id")
+            _finish(self.results[index], applier)
+        return self.results
+
+    def send(self, method: str, path: str, rows: list[tuple[int, Any, dict[str, Any]]]) -> dict[int, dict[str, Any]]:
+        """One step's writes of ``(result index, what, body)`` in bulk; the records by ``id(what)``. A device whose
+        row NetBox refuses fails (``netbox_refused``) and leaves the batch: its later rows are not sent."""
+        rows = [row for row in rows if row[0] in self.appliers]
+        if not self.write or not rows:
+            return {}
+        records: dict[int, dict[str, Any]] = {}
+        answers = bulk_write(self.client, method, path, [body for _i, _what, body in rows])
+        for (index, what, _body), answer in zip(rows, answers, strict=True):
+            if isinstance(answer, NetBoxError):
+                if index in self.appliers:
+                    name = self.appliers.pop(index).device.get("name")
+                    msg = f"device {name}: NetBox refused a write, the report is not fully recorded: {answer}"
+                    self.results[index].update(error={"reason": "netbox_refused", "msg": msg}, msg=msg)
+            elif what is not None:
+                records[id(what)] = answer
+        return records
+
+
+def _finish(result: dict[str, Any], applier: Applier) -> None:
+    """An applied report's result."""
     result.update(
         changed=bool(applier.changes),
         hardware=applier.hardware,
@@ -498,7 +554,6 @@ def _apply(
         diff={"before": applier.before, "after": applier.after},
     )
     result["summary"] = summary_text(result)
-    result["msg"] = f"device {device.get('name')}: " + (
+    result["msg"] = f"device {applier.device.get('name')}: " + (
         "; ".join(applier.changes) if applier.changes else "NetBox already matches the report"
     )
-    return result

@@ -26,8 +26,14 @@ description:
   - Neighbours that cannot be matched are reported in C(facts.unmatched_neighbors); NICs with link but no LLDP
     neighbour in C(facts.no_neighbor_links); C(facts.transition_reason) puts all of it in words for the journal entry of
     the transition, and C(facts.journal_kind) is V(warning) when something needs a person, else V(success).
-  - A device gone from NetBox fails its item (C(unknown_device)); NetBox unreachable fails the module (nothing is
-    acknowledged, the batch is delivered again).
+  - "Batch-wide: one list GET for the devices, one per 100 devices for their interfaces, one per switch for its ports,
+    and one bulk request per kind of write (device PATCH, interface POST, interface PATCH, cable POST). Two reports
+    of one batch naming the same switch port - the first gets the cable, the second a conflict."
+  - A device gone from NetBox fails its item (C(unknown_device)); so does a device whose write NetBox refuses
+    (C(netbox_refused)), alone - its batch-mates go on. NetBox unreachable fails the module (nothing is acknowledged,
+    the batch is delivered again).
+  - A device whose lock another run holds past O(lock_wait) is C(deferred) (not acknowledged, delivered again). Of two
+    reports of one device in one batch, the later is applied and the earlier skipped.
   - A device no longer in C(validating) is C(skipped) (duplicate, late or timed out), except one already in
     C(validation_completed), which stays active so that its event is published again (same id, so deduplicated); that
     repairs a run that died between the transition and the publish.
@@ -81,50 +87,59 @@ netbox_requests:
 
 from typing import Any
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._batch import active, check_items, fail, skip, summary
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import (
+    active,
+    check_items,
+    defer,
+    fail,
+    skip,
+    summary,
+)
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule, run_batch_step
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxError
-from ansible_collections.bm.lifecycle.plugins.module_utils._validation_apply import Lookups, apply_report
+from ansible_collections.bm.lifecycle.plugins.module_utils._validation_apply import apply_reports
 
 REPORTED = ("hardware", "interfaces", "cables", "conflicts", "unmatched_neighbors", "no_neighbor_links", "skipped",
             "changes")  # fmt: skip
 
 
 def apply_all(module: LifecycleModule) -> dict[str, Any]:
-    """Apply each active item's report, one device after the other (each under its own lock)."""
+    """Apply the active items' reports, batch-wide (one read and one bulk write per kind of object)."""
     p = module.params
     items = check_items(p["batch"])
-    lookups = Lookups()  # manufacturers, device types and switches: found once for the whole batch
-    changed = False
+    todo = []
     for item in active(items):
-        device = item["device"] or {}
-        if device.get("id") is None:
+        if (item["device"] or {}).get("id") is None:
             skip(item, "the report names no device: nothing to do")
-            continue
-        try:
-            result = apply_report(
-                module.netbox, None if module.check_mode else module.redis, int(device["id"]),
-                item["entry"]["envelope"].get("data") or {}, tenant=module.tenant, interface_type=p["interface_type"],
-                check_mode=module.check_mode, lock_ttl=p["lock_ttl"], lock_wait=p["lock_wait"], lookups=lookups,
-            )  # fmt: skip
-        except NetBoxError as exc:
-            if exc.retryable:
-                raise  # NetBox is down: the whole batch is delivered again
-            fail(item, "unknown_device" if exc.status == 404 else "netbox_refused", str(exc))
-            continue
-        item["device"] = result["device"]
+        else:
+            todo.append(item)
+    results = apply_reports(
+        module.netbox, None if module.check_mode else module.redis,
+        [(int(i["device"]["id"]), i["entry"]["envelope"].get("data") or {}) for i in todo], tenant=module.tenant,
+        interface_type=p["interface_type"], check_mode=module.check_mode, lock_ttl=p["lock_ttl"],
+        lock_wait=p["lock_wait"],
+    )  # fmt: skip
+    changed = False
+    for item, result in zip(todo, results, strict=True):
+        item["device"] = result["device"] if result["device"].get("name") else item["device"]
         item["msg"] = result["msg"]
+        if result["error"]:
+            fail(item, result["error"]["reason"], result["error"]["msg"])
+            continue
+        if result["refused"] == "locked":
+            defer(item, result["msg"])
+            continue
         if result["refused"] == "tenant":
             module.warn(result["msg"])
-        if result["refused"] and result["state"] != "validation_completed":
+        if result["refused"] == "superseded" or (result["refused"] and result["state"] != "validation_completed"):
             skip(item, result["msg"])
             continue
         if result["refused"]:  # a redelivery after the transition: its event again (same id, deduplicated)
             item["facts"]["redelivered"] = True
             continue
         changed = changed or result["changed"]
+        name = item["device"].get("name")
         for conflict in result["conflicts"]:
-            module.warn(f"{device.get('name')}: cable conflict on {conflict['interface']}: {conflict['reason']}")
+            module.warn(f"{name}: cable conflict on {conflict['interface']}: {conflict['reason']}")
         needs_a_person = result["conflicts"] or result["unmatched_neighbors"] or result["no_neighbor_links"]
         item["facts"].update(
             {k: result[k] for k in REPORTED},

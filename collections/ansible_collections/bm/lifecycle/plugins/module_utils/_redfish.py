@@ -77,6 +77,12 @@ def bmc_argument_spec(**extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return spec
 
 
+def require_credentials(params: Mapping[str, Any]) -> None:
+    """Raise ValueError unless the module's BMC O(username) and O(password) are set (options or environment)."""
+    if not params.get("username") or not params.get("password"):
+        raise ValueError("BMC credentials missing: set username and password (or BM_BMC_USERNAME/PASSWORD)")
+
+
 def bmc_params_for(params: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
     """The connection options of one batch item's BMC: its address from O(addresses) (by device name) or the
     device's oob_ip, its credentials from O(credentials) (by device name) or the module's username/password.
@@ -634,6 +640,12 @@ def failure_reason(error: Exception) -> str:
     if isinstance(error, RedfishTLSError):
         return "tls"
     return "bmc_error"
+
+
+def redfish_failure(error: RedfishError) -> dict[str, Any]:
+    """The result keys of a module that failed on one BMC: ``failure_reason``, ``message_ids``, ``retryable``."""
+    reason = failure_reason(getattr(error, "cause", None) or error)
+    return {"failure_reason": reason, "message_ids": error.message_ids, "retryable": reason == "unreachable"}
 
 
 def on_bmcs(

@@ -79,28 +79,24 @@ metrics:
     handling_seconds: {dhcp_lease: {count: 12, sum: 30.5, max: 4.2}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from typing import Any
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisError
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params, redis_argument_spec
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis_events import bus_metrics, bus_status
 
 
+def show(module: LifecycleModule) -> dict[str, Any]:
+    """The bus's streams and dead letters, and with O(metrics_window) its metrics."""
+    status = bus_status(module.redis, dead_letters=module.params["dead_letters"])
+    if module.params["metrics_window"] > 0:
+        status["metrics"] = bus_metrics(module.redis, window=module.params["metrics_window"])
+    return {"changed": False, **status}
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=redis_argument_spec(
-            dead_letters={"type": "int", "default": 20}, metrics_window={"type": "int", "default": 0}
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        with client_from_params(module.params) as client:
-            status = bus_status(client, dead_letters=module.params["dead_letters"])
-            if module.params["metrics_window"] > 0:
-                status["metrics"] = bus_metrics(client, window=module.params["metrics_window"])
-    except (RedisError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **status)
+    """Run the module."""
+    options = {"dead_letters": {"type": "int", "default": 20}, "metrics_window": {"type": "int", "default": 0}}
+    LifecycleModule(options, netbox=False, redis=True).run(show)
 
 
 if __name__ == "__main__":

@@ -140,15 +140,13 @@ envelopes:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from typing import Any
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._envelope import EnvelopeError, new_event
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisError
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params, redis_argument_spec
+from ansible_collections.bm.lifecycle.plugins.module_utils._envelope import new_event
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis_events import (
     DEFAULT_DEDUPE_TTL,
     DEFAULT_MAXLEN,
-    BusError,
     publish,
 )
 
@@ -161,42 +159,36 @@ EVENT_OPTIONS = {
 }
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=redis_argument_spec(
-            events={"type": "list", "elements": "dict", "default": [], "options": EVENT_OPTIONS},
-            ack={"type": "list", "elements": "dict", "default": []},
-            source={"type": "str", "default": "bm.lifecycle.event_publish"},
-            dedupe_ttl={"type": "int", "default": DEFAULT_DEDUPE_TTL},
-            maxlen={"type": "int", "default": DEFAULT_MAXLEN},
-        ),
-        supports_check_mode=True,
-    )
+def publish_all(module: LifecycleModule) -> dict[str, Any]:
+    """Build the envelopes, then publish them and acknowledge O(ack) in one transaction."""
     p = module.params
-    try:
-        envelopes = [
-            new_event(
-                e["event_type"],
-                e["data"],
-                source=p["source"],
-                device=e["device"],
-                cause=e["cause"],
-                dedupe_key=e["dedupe_key"],
-            )
-            for e in p["events"]
-        ]
-        with client_from_params(p) as client:
-            result = publish(
-                client,
-                envelopes,
-                p["ack"],
-                dedupe_ttl=p["dedupe_ttl"],
-                maxlen=p["maxlen"],
-                check_mode=module.check_mode,
-            )
-    except (EnvelopeError, BusError, RedisError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(envelopes=envelopes, **result)
+    envelopes = [
+        new_event(
+            e["event_type"],
+            e["data"],
+            source=p["source"],
+            device=e["device"],
+            cause=e["cause"],
+            dedupe_key=e["dedupe_key"],
+        )
+        for e in p["events"]
+    ]
+    result = publish(
+        module.redis, envelopes, p["ack"], dedupe_ttl=p["dedupe_ttl"], maxlen=p["maxlen"], check_mode=module.check_mode
+    )
+    return {"envelopes": envelopes, **result}
+
+
+def main() -> None:
+    """Run the module."""
+    options = {
+        "events": {"type": "list", "elements": "dict", "default": [], "options": EVENT_OPTIONS},
+        "ack": {"type": "list", "elements": "dict", "default": []},
+        "source": {"type": "str", "default": "bm.lifecycle.event_publish"},
+        "dedupe_ttl": {"type": "int", "default": DEFAULT_DEDUPE_TTL},
+        "maxlen": {"type": "int", "default": DEFAULT_MAXLEN},
+    }
+    LifecycleModule(options, netbox=False, redis=True).run(publish_all)
 
 
 if __name__ == "__main__":

@@ -73,26 +73,22 @@ already_replayed:
   sample: false
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from typing import Any
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisError
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params, redis_argument_spec
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis_events import BusError, replay
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis_events import replay
+
+
+def replay_one(module: LifecycleModule) -> dict[str, Any]:
+    """Replay the dead-letter entry O(id)."""
+    p = module.params
+    return replay(module.redis, p["id"], check_mode=module.check_mode, force=p["force"])
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=redis_argument_spec(
-            id={"type": "str", "required": True}, force={"type": "bool", "default": False}
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        with client_from_params(module.params) as client:
-            result = replay(client, module.params["id"], check_mode=module.check_mode, force=module.params["force"])
-    except (BusError, RedisError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    """Run the module."""
+    options = {"id": {"type": "str", "required": True}, "force": {"type": "bool", "default": False}}
+    LifecycleModule(options, netbox=False, redis=True).run(replay_one)
 
 
 if __name__ == "__main__":

@@ -210,6 +210,29 @@ def test_a_locked_device_is_left_alone_and_its_batch_mates_go_on(
     assert bus.call("GET", "bm:lock:device:2") == b"another-run"
 
 
+def test_a_change_netbox_refuses_fails_that_device_alone(bus: RedisClient, fake_netbox: Callable[..., Any]) -> None:
+    devices = [{**device(), "id": i, "name": f"srv00{i}"} for i in (1, 2)]
+    journal: list[Any] = []
+    routes = routes_for(devices, journal)
+    bulk = routes[("PATCH", "/api/dcim/devices/")]
+    refused = NetBoxError("NetBox PATCH: HTTP 400: {'serial': ['too long']}", 400)
+
+    def all_or_nothing(params: dict[str, Any], rows: Any) -> Any:
+        if any(row["id"] == 2 for row in rows):
+            raise refused  # NetBox applies a bulk PATCH all or nothing
+        return bulk(params, rows)
+
+    routes.update({("PATCH", "/api/dcim/devices/"): all_or_nothing,
+                   ("PATCH", "/api/dcim/devices/1/"): lambda p, row: bulk(p, [{"id": 1, **row}])[0],
+                   ("PATCH", "/api/dcim/devices/2/"): refused})  # fmt: skip
+    out = apply(fake_netbox(routes), bus, "discover", _transition.Request(1, "r", "ev-1"), _transition.Request(2, "r"))
+    assert out[0]["transitioned"] and out[0]["journal_entry"] == 1
+    assert (out[1]["refused"], out[1]["state"], out[1]["changed"]) == ("netbox_refused", "staged", False)
+    assert "too long" in out[1]["msg"]
+    assert [d["custom_fields"]["lifecycle_state"]["value"] for d in devices] == ["discovery", "staged"]
+    assert len(journal) == 1  # no journal entry for a change that did not happen
+
+
 def test_check_mode_writes_nothing_and_takes_no_lock(fake_netbox: Callable[..., Any]) -> None:
     nb = fake_netbox(routes_for([device()], []))
     [out] = apply(nb, None, "discover", _transition.Request("1", "r"), write=False)

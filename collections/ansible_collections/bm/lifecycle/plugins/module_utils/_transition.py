@@ -23,10 +23,11 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
     state_of,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
-    BULK_CHUNK,
     DEVICE_OBJECT_TYPE,
     DeviceLocks,
     NetBoxClient,
+    NetBoxError,
+    bulk_write,
     journal_has,
     oob_host,
     read_devices,
@@ -166,8 +167,9 @@ def _write(
     actor: str,
     journal: bool,
 ) -> None:
-    """One bulk PATCH of every change, one bulk POST of their journal entries (and the late ones of redeliveries)."""
-    patches: list[dict[str, Any]] = []
+    """One bulk PATCH of every change, one bulk POST of their journal entries (and the late ones of redeliveries).
+    A device whose change NetBox refuses is ``refused: netbox_refused`` and gets no journal entry; the others go on."""
+    patches: list[tuple[int, dict[str, Any]]] = []  # (result index, device PATCH row)
     entries: list[tuple[int, dict[str, Any]]] = []  # (result index, journal row)
     for index, (request, the_plan) in enumerate(zip(requests, plans, strict=True)):
         if the_plan is None:
@@ -182,7 +184,7 @@ def _write(
         }
         kind = request.journal_kind or the_plan.transition.journal_kind
         if the_plan.refused is None and the_plan.patch:
-            patches.append({"id": device_id, **the_plan.patch})
+            patches.append((index, {"id": device_id, **the_plan.patch}))
             if journal:
                 text = journal_text(before=the_plan.current, changed=the_plan.after, **words)
                 entries.append((index, _journal_row(device_id, text, kind)))
@@ -194,13 +196,23 @@ def _write(
             results[index]["changed"] = True
             late = journal_text(before="?", changed={}, **words) + "\n\n(journal entry written late)"
             entries.append((index, _journal_row(device_id, late, kind)))
-    for start in range(0, len(patches), BULK_CHUNK):
-        client.patch("/api/dcim/devices/", patches[start : start + BULK_CHUNK])
-    for start in range(0, len(entries), BULK_CHUNK):
-        chunk = entries[start : start + BULK_CHUNK]
-        created = client.post("/api/extras/journal-entries/", [row for _i, row in chunk])
-        for (index, _row), made in zip(chunk, created if isinstance(created, list) else [], strict=False):
-            results[index]["journal_entry"] = made.get("id")
+    refused: set[int] = set()
+    answers = bulk_write(client, "PATCH", "/api/dcim/devices/", [row for _i, row in patches])
+    for (index, _row), answer in zip(patches, answers, strict=True):
+        if isinstance(answer, NetBoxError):
+            refused.add(index)
+            result = results[index]
+            result.update(
+                changed=False, transitioned=False, refused="netbox_refused", state=result["state_before"],
+                msg=f"device {result['device']['name']}: NetBox refused the change: {answer}",
+            )  # fmt: skip
+    entries = [(index, row) for index, row in entries if index not in refused]
+    made = bulk_write(client, "POST", "/api/extras/journal-entries/", [row for _i, row in entries])
+    for (index, _row), answer in zip(entries, made, strict=True):
+        if isinstance(answer, NetBoxError):
+            results[index]["msg"] += f"; NetBox refused its journal entry: {answer}"
+        else:
+            results[index]["journal_entry"] = answer.get("id")
 
 
 def _journal_row(device_id: int, comments: str, kind: str) -> dict[str, Any]:

@@ -128,7 +128,8 @@ results:
     refused:
       description:
         - Why nothing was done, null if done.
-        - V(state), V(hardened), V(fields), V(tenant), V(locked) or V(missing).
+        - V(state), V(hardened), V(fields), V(tenant), V(locked), V(missing) or V(netbox_refused) (NetBox refused
+          the change; in O(batch) the item fails, its batch-mates go on).
       type: str
     state_before:
       description: The state found under the lock.
@@ -169,7 +170,14 @@ netbox_requests:
 from typing import Any
 
 from ansible_collections.bm.lifecycle.plugins.module_utils import _transition
-from ansible_collections.bm.lifecycle.plugins.module_utils._batch import active, check_items, defer, event_id, skip
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import (
+    active,
+    check_items,
+    defer,
+    event_id,
+    fail,
+    skip,
+)
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import TRANSITIONS, transition_named
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
 
@@ -208,6 +216,8 @@ def move(module: LifecycleModule) -> dict[str, Any]:
         item["msg"] = result["msg"]
         if result["refused"] == "locked":
             defer(item, result["msg"])
+        elif result["refused"] == "netbox_refused":
+            fail(item, "netbox_refused", result["msg"])
         elif result["refused"] and not (p["resume"] and result["state"] == TRANSITIONS[p["transition"]].target):
             skip(item, result["msg"])
     out: dict[str, Any] = {

@@ -138,77 +138,53 @@ message_ids:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.bm.lifecycle.plugins.module_utils._batch import check_items, summary
-from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
-    BMC_TARGET_RULES,
-    RedfishClient,
-    RedfishError,
-    bmc_argument_spec,
-    client_from_params,
-    failure_reason,
-    on_bmcs,
-)
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import RedfishClient, on_bmcs
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_boot import pxe_boot
 
 FACTS = ("power_state_before", "reset_type", "system", "boot_override")
 
 
+def boot(module: LifecycleModule, client: RedfishClient) -> dict[str, Any]:
+    """The one-time boot (and reset) of one BMC; read only in check mode and with O(verify)."""
+    p = module.params
+    return pxe_boot(
+        client,
+        check_mode=module.check_mode or p["verify"],
+        reset=p["reset"],
+        restart_type=p["restart_type"],
+        target=p["target"],
+        post_timeout=p["post_timeout"],
+    )
+
+
+def boot_all(module: LifecycleModule) -> dict[str, Any]:
+    """The BMC at O(address), or every active item's BMC at once (a BMC that fails fails its item)."""
+    p = module.params
+    if p["batch"] is None:
+        return boot(module, module.bmc)
+    items = check_items(p["batch"])
+
+    def work(client: RedfishClient, item: dict[str, Any]) -> None:
+        result = boot(module, client)
+        item["facts"].update({k: result[k] for k in FACTS})
+
+    on_bmcs(p, items, work, module.warn)
+    changed = not p["verify"] and any("reset_type" in i["facts"] and i["status"] == "active" for i in items)
+    return {"changed": changed, "batch": items, "summary": summary(items)}
+
+
 def main() -> None:
     """Run the module."""
-    module = AnsibleModule(
-        argument_spec=bmc_argument_spec(
-            target={"type": "str", "default": "Pxe", "choices": ["Pxe", "UefiHttp", "Cd", "Usb", "Hdd"]},
-            reset={"type": "bool", "default": True},
-            restart_type={"type": "str", "default": "ForceRestart", "choices": ["ForceRestart", "GracefulRestart"]},
-            post_timeout={"type": "float", "default": 120.0},
-            verify={"type": "bool", "default": False},
-        ),
-        supports_check_mode=True,
-        **BMC_TARGET_RULES,
-    )
-    params = module.params
-
-    def boot(client: RedfishClient) -> dict[str, Any]:
-        return pxe_boot(
-            client,
-            check_mode=module.check_mode or params["verify"],
-            reset=params["reset"],
-            restart_type=params["restart_type"],
-            target=params["target"],
-            post_timeout=params["post_timeout"],
-        )
-
-    if params["batch"] is not None:
-        try:
-            items = check_items(params["batch"])
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
-
-        def work(client: RedfishClient, item: dict[str, Any]) -> None:
-            result = boot(client)
-            item["facts"].update({k: result[k] for k in FACTS})
-
-        on_bmcs(params, items, work, module.warn)
-        changed = not params["verify"] and any("reset_type" in i["facts"] and i["status"] == "active" for i in items)
-        module.exit_json(changed=changed, batch=items, summary=summary(items))
-    if not params["username"] or not params["password"]:
-        module.fail_json(msg="BMC credentials missing: set username and password (or BM_BMC_USERNAME/PASSWORD)")
-    client = client_from_params(params, warn=module.warn)
-    try:
-        with client:
-            result = boot(client)
-    except RedfishError as error:
-        module.fail_json(
-            msg=str(error),
-            failure_reason=failure_reason(error),
-            message_ids=error.message_ids,
-            bmc_requests=client.requests,
-        )
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    options = {
+        "target": {"type": "str", "default": "Pxe", "choices": ["Pxe", "UefiHttp", "Cd", "Usb", "Hdd"]},
+        "reset": {"type": "bool", "default": True},
+        "restart_type": {"type": "str", "default": "ForceRestart", "choices": ["ForceRestart", "GracefulRestart"]},
+        "post_timeout": {"type": "float", "default": 120.0},
+        "verify": {"type": "bool", "default": False},
+    }
+    LifecycleModule(options, netbox=False, bmc=True).run(boot_all)
 
 
 if __name__ == "__main__":

@@ -226,18 +226,9 @@ message_ids:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.bm.lifecycle.plugins.module_utils._batch import check_items, fail, summary
-from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
-    BMC_TARGET_RULES,
-    RedfishClient,
-    RedfishError,
-    bmc_argument_spec,
-    client_from_params,
-    failure_reason,
-    on_bmcs,
-)
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import RedfishClient, RedfishError, on_bmcs
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_baseline import (
     BASELINE_ARGUMENT_SPEC,
     BaselineError,
@@ -247,7 +238,7 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_baseline imp
 FACTS = ("changes", "reset_performed", "firmware")
 
 
-def for_items(module: AnsibleModule) -> dict[str, Any]:
+def for_items(module: LifecycleModule) -> dict[str, Any]:
     """The baseline on the BMC of every active item at once; a BMC that fails fails its item, with the step."""
     params = module.params
     items = check_items(params["batch"])
@@ -272,33 +263,22 @@ def for_items(module: AnsibleModule) -> dict[str, Any]:
     return {"changed": any(i["facts"].get("changes") for i in items), "batch": items, "summary": summary(items)}
 
 
+def apply(module: LifecycleModule) -> dict[str, Any]:
+    """The baseline on the BMC at O(address), or on the batch's."""
+    if module.params["batch"] is not None:
+        return for_items(module)
+    return run(module.bmc, module.params, check_mode=module.check_mode)
+
+
+def failed_step(error: Exception) -> dict[str, Any]:
+    """Where a BMC's error stopped the baseline (V(read) before any step)."""
+    return {"failed_step": getattr(error, "step", "read")} if isinstance(error, RedfishError) else {}
+
+
 def main() -> None:
     """Run the module."""
-    module = AnsibleModule(
-        argument_spec=bmc_argument_spec(**BASELINE_ARGUMENT_SPEC), supports_check_mode=True, **BMC_TARGET_RULES
-    )
-    if module.params["batch"] is not None:
-        try:
-            module.exit_json(**for_items(module))
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
-    if not module.params["username"] or not module.params["password"]:
-        module.fail_json(msg="BMC credentials missing: set username and password (or BM_BMC_USERNAME/PASSWORD)")
-    client = client_from_params(module.params, warn=module.warn)
-    try:
-        with client:
-            result = run(client, module.params, check_mode=module.check_mode)
-    except RedfishError as error:
-        module.fail_json(
-            msg=str(error),
-            failed_step=getattr(error, "step", "read"),
-            failure_reason=failure_reason(getattr(error, "cause", None) or error),
-            message_ids=error.message_ids,
-            bmc_requests=client.requests,
-        )
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    module = LifecycleModule(BASELINE_ARGUMENT_SPEC, netbox=False, bmc=True)
+    module.run(apply, on_error=failed_step)
 
 
 if __name__ == "__main__":

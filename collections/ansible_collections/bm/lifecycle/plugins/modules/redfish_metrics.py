@@ -207,21 +207,12 @@ devices:
 
 import os
 import time
+from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
-    LockBusy,
-    NetBoxError,
-    client_from_params,
-    netbox_argument_spec,
-)
-from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
-    BMC_CA_PATH_ENV,
-    BMC_PASSWORD_ENV,
-    BMC_USERNAME_ENV,
-    BMC_VALIDATE_CERTS_ENV,
-)
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import BMC_ARGUMENT_SPEC
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics import (
     AIOHTTP_IMPORT_ERROR,
     HAS_AIOHTTP,
@@ -236,10 +227,8 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics impo
     write_standing,
     write_textfile,
 )
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisError
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import REDIS_ARGUMENT_SPEC
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params as redis_client
 
+BMC_LOGIN = ("username", "password", "ca_path", "validate_certs")
 TARGET_OPTIONS = {
     "name": {"type": "str", "required": True},
     "address": {"type": "str", "required": True},
@@ -253,39 +242,16 @@ TARGET_OPTIONS = {
 }
 
 
-def main() -> None:  # noqa: PLR0912, PLR0915 - one straight sequence of optional outputs
-    """Run the module."""
-    module = AnsibleModule(
-        argument_spec={
-            "targets": {"type": "list", "elements": "dict", "required": True, "options": TARGET_OPTIONS},
-            "username": {"type": "str", "fallback": (env_fallback, [BMC_USERNAME_ENV])},
-            "password": {"type": "str", "no_log": True, "fallback": (env_fallback, [BMC_PASSWORD_ENV])},
-            "ca_path": {"type": "path", "fallback": (env_fallback, [BMC_CA_PATH_ENV])},
-            "validate_certs": {"type": "bool", "default": True, "fallback": (env_fallback, [BMC_VALIDATE_CERTS_ENV])},
-            "concurrency": {"type": "int", "default": 100},
-            "timeout": {"type": "float", "default": 20.0},
-            "retries": {"type": "int", "default": 2},
-            "metrics_dir": {"type": "path", "fallback": (env_fallback, ["BM_METRICS_DIR"])},
-            "retention": {"type": "int", "default": 288},
-            "textfile": {"type": "path", "fallback": (env_fallback, ["BM_PROMETHEUS_TEXTFILE"])},
-            "update_netbox": {"type": "bool", "default": True},
-            "tenant": {"type": "str", "default": "baremetal-staging"},
-            "return_metrics": {"type": "bool", "default": False},
-            **netbox_argument_spec(),
-            **REDIS_ARGUMENT_SPEC,
-        },
-        supports_check_mode=True,
-    )
-    if not HAS_AIOHTTP:
-        module.fail_json(msg=missing_required_lib("aiohttp"), exception=AIOHTTP_IMPORT_ERROR)
+def targets_of(module: LifecycleModule) -> list[dict[str, Any]]:
+    """O(targets), each with the module's BMC login where it names none; ValueError for a BMC without credentials."""
     params = module.params
     targets = []
     for raw in params["targets"]:
         target = {k: v for k, v in raw.items() if v is not None}
-        for key in ("username", "password", "ca_path", "validate_certs"):
+        for key in BMC_LOGIN:
             target.setdefault(key, params[key])
         if not target.get("username") or not target.get("password"):
-            module.fail_json(msg=f"no BMC credentials for {target['name']}: set username/password or BM_BMC_*")
+            raise ValueError(f"no BMC credentials for {target['name']}: set username/password or BM_BMC_*")
         targets.append(target)
     insecure = sum(1 for t in targets if not t.get("validate_certs", True))
     if insecure:
@@ -293,6 +259,15 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - one straight sequence of optiona
             f"TLS certificate verification is disabled for {insecure} BMC(s) (validate_certs=false); "
             "set ca_path instead"
         )
+    return targets
+
+
+def poll(module: LifecycleModule, polled: dict[str, Any]) -> dict[str, Any]:
+    """One cycle: poll, write the files, update NetBox; ``polled`` gets the result before NetBox is written."""
+    if not HAS_AIOHTTP:
+        module.fail_json(msg=missing_required_lib("aiohttp"), exception=AIOHTTP_IMPORT_ERROR)
+    params = module.params
+    targets = targets_of(module)
     moment = utc_now()
     started = time.monotonic()
     results = run_poll(
@@ -303,7 +278,7 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - one straight sequence of optiona
     failures = [{"name": r["name"], "error": r.get("error")} for r in results if not r.get("ok")]
     for failure in failures[:20]:
         module.log(f"redfish_metrics: {failure['name']}: {failure['error']}")
-    result = {
+    result: dict[str, Any] = {
         "changed": False,
         "polled": len(results),
         "ok": len(ok),
@@ -324,30 +299,51 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - one straight sequence of optiona
     textfile = params["textfile"]
     if module.check_mode:
         result["changed"] = bool(ok)
-        module.exit_json(**result)
+        return result
     if metrics_dir:
         result["files_written"] = len(write_json_files(metrics_dir, results, moment, params["retention"]))
     if textfile:
         write_textfile(textfile, prometheus_text(results, cycle_seconds, moment))
     if params["update_netbox"] and results:
         tenant = params["tenant"]
-        try:
-            client = client_from_params(params, warn=module.warn)
-            with redis_client(params) as redis:
-                standing, changes = standing_changes(read_standing(redis, tenant), results)
-                journal_changes(client, changes)
-                synced = sync_netbox(client, redis, results, {t["name"]: t for t in targets}, tenant=tenant)
-                write_standing(redis, tenant, standing, (r["name"] for r in results))
-        except (NetBoxError, RedisError, LockBusy, OSError, ValueError) as error:
-            result["msg"] = f"metrics polled and written, but NetBox could not be updated: {error}"
-            module.fail_json(**result)
+        polled.update(result)
+        standing, changes = standing_changes(read_standing(module.redis, tenant), results)
+        journal_changes(module.netbox, changes)
+        synced = sync_netbox(module.netbox, module.redis, results, {t["name"]: t for t in targets}, tenant=tenant)
+        write_standing(module.redis, tenant, standing, (r["name"] for r in results))
         result["standing_changes"] = [{k: c[k] for k in ("name", "kind", "comments")} for c in changes]
         result["netbox_updated"] = synced["updated"]
         result["monitored"] = synced["monitored"]
     result["changed"] = bool(
         result["files_written"] or result["netbox_updated"] or (textfile and os.path.exists(textfile))
     )
-    module.exit_json(**result)
+    return result
+
+
+def main() -> None:
+    """Run the module."""
+    options = {
+        "targets": {"type": "list", "elements": "dict", "required": True, "options": TARGET_OPTIONS},
+        **{key: dict(BMC_ARGUMENT_SPEC[key]) for key in BMC_LOGIN},
+        "concurrency": {"type": "int", "default": 100},
+        "timeout": {"type": "float", "default": 20.0},
+        "retries": {"type": "int", "default": 2},
+        "metrics_dir": {"type": "path", "fallback": (env_fallback, ["BM_METRICS_DIR"])},
+        "retention": {"type": "int", "default": 288},
+        "textfile": {"type": "path", "fallback": (env_fallback, ["BM_PROMETHEUS_TEXTFILE"])},
+        "update_netbox": {"type": "bool", "default": True},
+        "tenant": {"type": "str", "default": "baremetal-staging"},
+        "return_metrics": {"type": "bool", "default": False},
+    }
+    module = LifecycleModule(options, redis=True, netbox_requests=False)
+    polled: dict[str, Any] = {}
+
+    def netbox_failed(error: Exception) -> dict[str, Any]:
+        if not polled:
+            return {}
+        return {**polled, "msg": f"metrics polled and written, but NetBox could not be updated: {error}"}
+
+    module.run(lambda m: poll(m, polled), on_error=netbox_failed)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils import _envelope as env
+from ansible_collections.bm.lifecycle.plugins.module_utils import _redis
 from ansible_collections.bm.lifecycle.plugins.module_utils import _redis_events as ev
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import (
     RedisClient,
     RedisConnectionError,
+    RedisError,
+    RedisReplyError,
     RedisSettings,
     pairs,
     text,
@@ -141,3 +145,13 @@ def test_connection_errors_are_clear_and_redacted() -> None:
     assert "s3cret" not in str(info.value)
     with pytest.raises(ValueError, match="must start with"):
         RedisSettings("http://x")
+
+
+def test_an_error_reply_inside_exec_and_a_missing_library_are_clear(bus: RedisClient, monkeypatch: Any) -> None:
+    bus.call("SET", "bm:test:text", "x")
+    queued, executed = bus.pipeline([("MULTI",), ("INCR", "bm:test:text"), ("EXEC",)])[1:]
+    assert text(queued) == "QUEUED"
+    assert isinstance(executed[0], RedisReplyError) and "not an integer" in str(executed[0])
+    monkeypatch.setattr(_redis, "HAS_REDIS", False)
+    with pytest.raises(RedisError, match=r"redis \(redis-py\) is missing"), RedisClient(RedisSettings()) as c:
+        c.call("PING")

@@ -256,11 +256,13 @@ class FakeNetBox:
         self.calls.append(("GET", path, params))
         return [d for d in self.devices if d["id"] in params["id"]]
 
-    def patch(self, path: str, rows: Any) -> None:
+    def patch(self, path: str, rows: Any) -> Any:
         self.calls.append(("PATCH", path, rows))
+        return list(rows)  # NetBox answers the records of a bulk write
 
-    def post(self, path: str, rows: Any) -> None:
+    def post(self, path: str, rows: Any) -> Any:
         self.calls.append(("POST", path, rows))
+        return [{"id": n, **row} for n, row in enumerate(rows, 1)]
 
 
 def test_first_successful_poll_moves_hardened_staged_to_monitored_and_nothing_else_is_written(bus: Any) -> None:

@@ -29,5 +29,5 @@ options:
     type: float
     default: 5.0
 requirements:
-  - Nothing beyond the Python standard library on the target (the collection ships its own small Redis client).
+  - redis (redis-py) in the Python that runs the module (the controller's, C(inventory/local.yml)).
 """

@@ -303,7 +303,7 @@ def bulk_write(
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         try:
-            answer = client.request(method, path, body=part)
+            answer = client.patch(path, part) if method == "PATCH" else client.post(path, part)
         except NetBoxError as exc:
             if exc.retryable:
                 raise
@@ -325,7 +325,7 @@ def _write_one(client: NetBoxClient, method: str, path: str, row: dict[str, Any]
     try:
         if method == "PATCH":
             return dict(client.patch(f"{path}{row['id']}/", {k: v for k, v in row.items() if k != "id"}))
-        return dict(client.request(method, path, body=row))
+        return dict(client.post(path, row))
     except NetBoxError as exc:
         if exc.retryable:
             raise

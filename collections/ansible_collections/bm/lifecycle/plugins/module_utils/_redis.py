@@ -1,22 +1,30 @@
 # Copyright: (c) 2026, bm-lifecycle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A minimal synchronous Redis client (RESP2 over one socket) and the bus's connection settings.
+"""The bus's Redis connection for modules and the validation webhook: settings and a client on redis-py.
 
-Why not redis-py here: modules run under whatever Python the target has (Debian's /usr/bin/python3 has no ``redis``),
-and the DHCP hook runs on every lease renewal, where ``import redis`` alone costs about 0.3 s against 0.05 s for this
-file. The EDA event source, which lives in the rulebook's venv, uses ``redis.asyncio``.
+``RedisSettings`` parses ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS, verified) and
+``unix:///path/to.sock?db=N``; a password given separately wins over one in the URL, and ``str()`` never shows it.
 
-Supports ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) and ``unix:///path/to.sock?db=N``; a
-password given separately wins over one in the URL. Standard library only.
+``RedisClient`` is one redis-py connection (its protocol and TLS, opened lazily) that answers raw replies - bytes,
+int, list, None - as Redis sends them, with no redis-py response parsing, so that stream entries and XINFO read the
+same everywhere. ``pipeline`` sends commands in one round trip and gives error replies back as ``RedisReplyError``
+objects, also inside an ``EXEC`` array; one connection means a ``WATCH`` holds until its ``EXEC``. The DHCP hook,
+which runs with the DHCP server's system Python, has its own standard-library client; the EDA event source uses
+``redis.asyncio``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import time
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+
+try:
+    from redis import exceptions as redis_exceptions
+    from redis.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
+except ImportError:  # the module fails with a clear message when it needs Redis (RedisClient)
+    HAS_REDIS = False
+else:
+    HAS_REDIS = True
 
 REDIS_URL_ENV = "BM_REDIS_URL"
 REDIS_PASSWORD_ENV = "BM_REDIS_PASSWORD"  # noqa: S105  (the name of a variable, not a password)
@@ -78,15 +86,12 @@ Reply = Any  # bytes | int | str | None | list[Reply] | RedisReplyError
 
 
 class RedisClient:
-    """One connection, opened lazily. ``timeout`` bounds each network operation; ``deadline`` (a ``time.monotonic()``
-    value) bounds all of them together."""
+    """One connection, opened on first use; ``timeout`` bounds each network operation."""
 
-    def __init__(self, settings: RedisSettings, timeout: float = 5.0, deadline: float | None = None) -> None:
+    def __init__(self, settings: RedisSettings, timeout: float = 5.0) -> None:
         self.settings = settings
         self.timeout = timeout
-        self.deadline = deadline
-        self._sock: socket.socket | None = None
-        self._file: Any = None
+        self._conn: AbstractConnection | None = None
 
     def __enter__(self) -> RedisClient:
         return self
@@ -95,115 +100,53 @@ class RedisClient:
         self.close()
 
     def close(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-        self._sock = None
-        self._file = None
+        if self._conn is not None:
+            self._conn.disconnect()
+            self._conn = None
 
-    def _budget(self) -> float:
-        if self.deadline is None:
-            return self.timeout
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise RedisConnectionError("Redis deadline passed")
-        return min(self.timeout, left)
-
-    def _connect(self) -> None:
+    def _connection(self) -> AbstractConnection:
+        if self._conn is not None:
+            return self._conn
+        if not HAS_REDIS:
+            raise RedisError("the Python library redis (redis-py) is missing: install it in the playbook's Python")
         s = self.settings
+        common: dict[str, Any] = {"db": s.db, "username": s.username, "password": s.password,
+                                  "socket_timeout": self.timeout, "driver_info": None, "protocol": 2}  # fmt: skip
+        conn: AbstractConnection
+        if s.scheme == "unix":
+            conn = UnixDomainSocketConnection(path=s.path, **common)  # type: ignore[abstract]
+        elif s.scheme == "rediss":
+            conn = SSLConnection(host=s.host, port=s.port, socket_connect_timeout=self.timeout,
+                                 ssl_cert_reqs="required", ssl_check_hostname=True, **common)  # fmt: skip
+        else:
+            conn = Connection(host=s.host, port=s.port, socket_connect_timeout=self.timeout, **common)
         try:
-            if s.scheme == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(self._budget())
-                sock.connect(s.path)
-            else:
-                sock = socket.create_connection((s.host, s.port), timeout=self._budget())
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if s.scheme == "rediss":
-                    import ssl  # noqa: PLC0415  (only for TLS: keeps the DHCP hook's start-up cheap)
-
-                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=s.host)
-        except OSError as exc:
+            conn.connect()
+        except redis_exceptions.AuthenticationError as exc:
+            raise RedisReplyError(f"Redis refused the connection setup: {exc}") from None  # never the AUTH command
+        except redis_exceptions.ResponseError as exc:
+            raise RedisReplyError(f"Redis refused the connection setup: {exc}") from None
+        except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError, OSError) as exc:
             raise RedisConnectionError(f"cannot connect to {s}: {exc}") from None
-        self._sock = sock
-        self._file = sock.makefile("rb")
-        hello: list[tuple[Any, ...]] = []
-        if s.password is not None:
-            hello.append(("AUTH", s.username, s.password) if s.username else ("AUTH", s.password))
-        if s.db:
-            hello.append(("SELECT", s.db))
-        if hello:
-            for reply in self._roundtrip(hello):
-                if isinstance(reply, RedisReplyError):
-                    self.close()
-                    # Never echo the AUTH command: the reply text alone is safe.
-                    raise RedisReplyError(f"Redis refused the connection setup: {reply}")
-
-    @staticmethod
-    def _encode(args: tuple[Any, ...]) -> bytes:
-        out = [b"*%d\r\n" % len(args)]
-        for arg in args:
-            if isinstance(arg, bytes):
-                data = arg
-            elif isinstance(arg, str):
-                data = arg.encode("utf-8")
-            elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
-                data = repr(arg).encode("ascii")
-            else:
-                raise TypeError(f"cannot send {type(arg).__name__} to Redis")
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        return b"".join(out)
-
-    def _read(self) -> Reply:  # noqa: PLR0911  (one return per RESP type)
-        line = self._file.readline()
-        if not line.endswith(b"\r\n"):
-            raise RedisConnectionError("connection closed by Redis")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode("utf-8", "replace")
-        if kind == b"-":
-            return RedisReplyError(rest.decode("utf-8", "replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
-                return None
-            data = self._file.read(size + 2)
-            if len(data) != size + 2:
-                raise RedisConnectionError("connection closed by Redis")
-            return data[:-2]
-        if kind == b"*":
-            count = int(rest)
-            if count < 0:
-                return None
-            return [self._read() for _item in range(count)]
-        raise RedisConnectionError(f"unexpected reply from Redis: {line[:32]!r}")
-
-    def _roundtrip(self, commands: list[tuple[Any, ...]]) -> list[Reply]:
-        if self._sock is None:
-            raise RedisConnectionError("not connected")
-        try:
-            self._sock.settimeout(self._budget())
-            self._sock.sendall(b"".join(self._encode(c) for c in commands))
-            replies = []
-            for _command in commands:
-                self._sock.settimeout(self._budget())
-                replies.append(self._read())
-            return replies
-        except (OSError, ValueError) as exc:
-            self.close()
-            raise RedisConnectionError(f"Redis at {self.settings} did not answer: {exc}") from None
+        self._conn = conn
+        return conn
 
     def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Reply]:
         """Send ``commands`` in one write, return one reply each; error replies come back as ``RedisReplyError``
         objects (not raised), including inside an ``EXEC`` array."""
-        if self._sock is None:
-            self._connect()
-        return self._roundtrip(commands)
+        conn = self._connection()
+        replies: list[Reply] = []
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            for _command in commands:
+                try:
+                    replies.append(_raw(conn.read_response(disconnect_on_error=True)))
+                except redis_exceptions.ResponseError as exc:
+                    replies.append(RedisReplyError(str(exc)))
+        except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError, OSError) as exc:
+            self.close()
+            raise RedisConnectionError(f"Redis at {self.settings} did not answer: {exc}") from None
+        return replies
 
     def call(self, *args: Any) -> Reply:
         """One command; an error reply is raised."""
@@ -211,6 +154,15 @@ class RedisClient:
         if isinstance(reply, RedisReplyError):
             raise reply
         return reply
+
+
+def _raw(reply: Any) -> Reply:
+    """A reply with redis-py's error objects (in arrays) as ``RedisReplyError``."""
+    if isinstance(reply, list):
+        return [_raw(r) for r in reply]
+    if isinstance(reply, redis_exceptions.ResponseError):
+        return RedisReplyError(str(reply))
+    return reply
 
 
 def text(value: Reply) -> str:

@@ -112,7 +112,9 @@ def publish(  # noqa: PLR0912, PLR0915  (two round trips, each checked before an
         types = replies[len(keys) : len(keys) + len(streams)]
         pend = replies[len(keys) + len(streams) :]
         problems = [
-            f"{s} holds a {t}, not a stream" for s, t in zip(streams, types, strict=True) if t not in ("stream", "none")
+            f"{s} holds a {text(t)}, not a stream"
+            for s, t in zip(streams, types, strict=True)
+            if text(t) not in ("stream", "none")
         ]
         for (s, g, i), r in zip(ack_refs, pend, strict=True):
             if isinstance(r, RedisReplyError):

@@ -502,8 +502,8 @@ class _Batch:
         """Hardware, then interfaces, then cables: each planned for every report, then written in bulk."""
         for applier in self.appliers.values():
             applier.hardware_step()
-        self.send("PATCH", "/api/dcim/devices/", [(i, None, a.device_patch) for i, a in self.appliers.items()
-                                                 if a.device_patch])  # fmt: skip
+        devices = [(i, None, a.device_patch) for i, a in self.appliers.items() if a.device_patch]
+        self.send("PATCH", "/api/dcim/devices/", devices)
         for applier in self.appliers.values():
             applier.interfaces_step()
         rows = [(i, entry, body) for i, a in self.appliers.items() for entry, body in a.interface_writes]
@@ -512,8 +512,8 @@ class _Batch:
         for applier in self.appliers.values():
             applier.interfaces_written(written)
             applier.cables_step()
-        cables = self.send("POST", "/api/dcim/cables/", [(i, cable, body) for i, a in self.appliers.items()
-                                                         for cable, body in a.cable_writes])  # fmt: skip
+        planned = [(i, cable, body) for i, a in self.appliers.items() for cable, body in a.cable_writes]
+        cables = self.send("POST", "/api/dcim/cables/", planned)
         for index, applier in self.appliers.items():
             for cable, _body in applier.cable_writes:
                 cable["cable_id"] = (cables.get(id(cable)) or {}).get("id")

@@ -1,6 +1,6 @@
-"""Event bus numbers: publish latency, the DHCP hook's cost (the hook alone, and what it adds to a lease answered by
-ISC dhcpd and by Kea), events/s through the source into the rulebook, and stage runs/s vs servers/s for a burst of
-dhcp_lease events with batching off and on.
+"""Event bus numbers: publish latency, event -> stage playbook at idle, the DHCP hook's cost (the hook alone, and
+what it adds to a lease answered by ISC dhcpd and by Kea), events/s through the source into the rulebook, and stage
+runs/s vs servers/s for a burst of dhcp_lease events with batching off and on.
 
 Runs against a private redis-server (loopback, AOF everysec like the stack) and the real ansible-rulebook; every loop is
 bounded in count and time. `large` raises the counts and time bounds.
@@ -71,6 +71,18 @@ STAGE = """---
         ack: "{{ bm_batch.entries }}"
 """
 
+STAMPED_STAGE = """---
+- name: Stamped stage
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Record when the stage's first task ran (templated on the controller, before the module runs)
+      ansible.builtin.copy:
+        dest: "{{ bm_stamp_dir }}/{{ bm_batch.entries[0].envelope.event_id }}"
+        content: "{{ now(utc=true).timestamp() }}"
+        mode: "0600"
+""" + STAGE.split("  tasks:\n", 1)[1]
+
 STAGE_RULEBOOK = """---
 - name: bench-stage
   hosts: localhost
@@ -88,6 +100,7 @@ STAGE_RULEBOOK = """---
           name: {stage}
           extra_vars:
             bm_batch: "{{{{ event }}}}"
+            bm_stamp_dir: {stamps}
 """
 
 
@@ -344,7 +357,7 @@ def bench_stage(server: RedisServer, work: Path, burst: int, batch_size: int, li
     (work / "stage").mkdir(exist_ok=True)
     (work / "stage/stage.yml").write_text(STAGE)
     rulebook = work / f"stage-{batch_size}.yml"
-    rulebook.write_text(STAGE_RULEBOOK.format(batch_size=batch_size, stage=work / "stage/stage.yml"))
+    rulebook.write_text(STAGE_RULEBOOK.format(batch_size=batch_size, stage=work / "stage/stage.yml", stamps=work))
     rb = Rulebook(rulebook, work / f"stage-{batch_size}.log", server.url).start()
     try:
         rb.wait_for("consuming bm:events:dhcp_lease", timeout=90)
@@ -371,6 +384,43 @@ def bench_stage(server: RedisServer, work: Path, burst: int, batch_size: int, li
         rb.stop()
 
 
+def bench_idle_latency(server: RedisServer, work: Path, n: int, limit_s: float) -> None:
+    """One event at a time into an idle service: published -> the stage's first task, and -> its follow-up."""
+    with RedisClient(RedisSettings(server.url)) as c:
+        c.call("FLUSHALL")
+    stamps = work / "stamps"
+    stamps.mkdir(exist_ok=True)
+    (work / "stamped.yml").write_text(STAMPED_STAGE)
+    rulebook = work / "stage-idle.yml"
+    rulebook.write_text(STAGE_RULEBOOK.format(batch_size=50, stage=work / "stamped.yml", stamps=stamps))
+    rb = Rulebook(rulebook, work / "stage-idle.log", server.url).start()
+    started: list[float] = []
+    finished: list[float] = []
+    try:
+        rb.wait_for("consuming bm:events:dhcp_lease", timeout=90)
+        deadline = time.monotonic() + limit_s
+        with RedisClient(RedisSettings(server.url)) as c:
+            for i in range(n):
+                time.sleep(2)  # idle: the previous stage is done
+                event = lease(i)
+                published = time.time()
+                publish(c, [event])
+                while time.monotonic() < deadline and int(c.call("XLEN", "bm:events:device_discovered") or 0) <= i:
+                    time.sleep(0.02)
+                finished.append(time.time() - published)
+                stamp = stamps / str(event["event_id"])
+                if stamp.exists():
+                    started.append(float(stamp.read_text()) - published)
+        if len(started) < n or len(finished) < n:
+            print(f"idle latency: only {len(started)} of {n} stages started within {limit_s:.0f} s")
+            return
+        print(f"idle, one event at a time ({n}): published -> stage playbook's first task p50 "
+              f"{statistics.median(started):.2f} s, p95 {pct(started, 95):.2f} s; -> follow-up published p50 "
+              f"{statistics.median(finished):.2f} s, p95 {pct(finished, 95):.2f} s")  # fmt: skip
+    finally:
+        rb.stop()
+
+
 def run(large: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
         work = Path(tmp)
@@ -379,6 +429,7 @@ def run(large: bool) -> None:
         try:
             with RedisClient(RedisSettings(server.url)) as c:
                 bench_publish(c, 2000 if large else 300)
+            bench_idle_latency(server, work, 20, 240)
             bench_hook(server.url, work / "spool", 200 if large else 50)
             bench_dhcp_servers(server, work, 100 if large else 30)
             bench_noop(server, work, 2000 if large else 300, 1, 300 if large else 90)

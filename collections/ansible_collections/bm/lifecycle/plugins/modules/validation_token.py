@@ -163,11 +163,9 @@ token:
 import os
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.bm.lifecycle.plugins.module_utils._batch import check_items, fail, summary
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisError
-from ansible_collections.bm.lifecycle.plugins.module_utils._redis_ansible import client_from_params, redis_argument_spec
+from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
+from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
 from ansible_collections.bm.lifecycle.plugins.module_utils._validation_token import (
     TokenError,
     boot_paths,
@@ -189,7 +187,7 @@ def _mode(value: object) -> int:
     return value if isinstance(value, int) else int(str(value), 8)
 
 
-def _consume(module: AnsibleModule, redis: RedisClient, before: dict[str, Any], result: dict[str, Any]) -> dict:
+def _consume(module: LifecycleModule, redis: RedisClient, before: dict[str, Any], result: dict[str, Any]) -> dict:
     p = module.params
     check = verify if module.check_mode else verify_consume
     result["valid"] = check(redis, p["device_id"], p["token"])
@@ -198,7 +196,7 @@ def _consume(module: AnsibleModule, redis: RedisClient, before: dict[str, Any], 
 
 
 def _absent(
-    module: AnsibleModule,
+    module: LifecycleModule,
     redis: RedisClient,
     before: dict[str, Any],
     result: dict[str, Any],
@@ -214,7 +212,9 @@ def _absent(
     return {"token": False, "boot_files": []}
 
 
-def _issue(module: AnsibleModule, redis: RedisClient, result: dict[str, Any], paths: list[str], device_id: int) -> dict:
+def _issue(
+    module: LifecycleModule, redis: RedisClient, result: dict[str, Any], paths: list[str], device_id: int
+) -> dict:
     p = module.params
     token = new_token()
     content = ""
@@ -244,7 +244,7 @@ def _issue(module: AnsibleModule, redis: RedisClient, result: dict[str, Any], pa
     return {"token": True, "boot_files": paths}
 
 
-def _one(module: AnsibleModule, redis: RedisClient, device_id: int, names: list[str]) -> dict[str, Any]:
+def _one(module: LifecycleModule, redis: RedisClient, device_id: int, names: list[str]) -> dict[str, Any]:
     """Issue, consume or revoke the token of one device; the module's result for it."""
     p = module.params
     result: dict[str, Any] = {"changed": False, "device_id": device_id, "boot_files": []}
@@ -260,7 +260,7 @@ def _one(module: AnsibleModule, redis: RedisClient, device_id: int, names: list[
     return result
 
 
-def _for_items(module: AnsibleModule, redis: RedisClient) -> dict[str, Any]:
+def _for_items(module: LifecycleModule, redis: RedisClient) -> dict[str, Any]:
     """The batch: tokens for the active items, or revocation for the failed ones that had a token."""
     items = check_items(module.params["batch"])
     state = module.params["state"]
@@ -288,52 +288,53 @@ def _for_items(module: AnsibleModule, redis: RedisClient) -> dict[str, Any]:
     return {"changed": changed, "batch": items, "summary": summary(items)}
 
 
+def tokens(module: LifecycleModule) -> dict[str, Any]:
+    """The batch's tokens, or the one device's."""
+    p = module.params
+    if p["batch"] is not None:
+        return _for_items(module, module.redis)
+    result: dict[str, Any] = {"changed": False, "device_id": p["device_id"], "boot_files": []}
+    result.update(_one(module, module.redis, p["device_id"], p["boot_names"] or [str(p["device_id"])]))
+    return result
+
+
+def failure(module: LifecycleModule, exc: Exception) -> dict[str, Any]:
+    """A TokenError says itself; other errors say the step. With O(device_id), the device's empty result."""
+    p = module.params
+    more: dict[str, Any] = {} if isinstance(exc, TokenError) else {"msg": f"validation token: {exc}"}
+    if p["batch"] is None:
+        more.update(changed=False, device_id=p["device_id"], boot_files=[])
+    return more
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=redis_argument_spec(
-            device_id={"type": "int"},
-            batch={"type": "list", "elements": "dict"},
-            state={"type": "str", "choices": ["issued", "consumed", "absent"], "default": "issued"},
-            ttl={"type": "int", "default": 3600},
-            token={"type": "str", "no_log": True},
-            return_token={"type": "bool", "default": False},
-            boot_dir={"type": "path"},
-            boot_names={"type": "list", "elements": "str"},
-            boot_format={"type": "str", "choices": ["ipxe", "cmdline"], "default": "ipxe"},
-            kernel_url={"type": "str"},
-            initrd_url={"type": "str"},
-            callback_url={"type": "str"},
-            callback_ca={"type": "str"},
-            kernel_args={"type": "list", "elements": "str", "default": []},
-            boot_file_mode={"type": "raw", "default": "0644"},
-        ),
+    """Run the module."""
+    options = {
+        "device_id": {"type": "int"},
+        "batch": {"type": "list", "elements": "dict"},
+        "state": {"type": "str", "choices": ["issued", "consumed", "absent"], "default": "issued"},
+        "ttl": {"type": "int", "default": 3600},
+        "token": {"type": "str", "no_log": True},
+        "return_token": {"type": "bool", "default": False},
+        "boot_dir": {"type": "path"},
+        "boot_names": {"type": "list", "elements": "str"},
+        "boot_format": {"type": "str", "choices": ["ipxe", "cmdline"], "default": "ipxe"},
+        "kernel_url": {"type": "str"},
+        "initrd_url": {"type": "str"},
+        "callback_url": {"type": "str"},
+        "callback_ca": {"type": "str"},
+        "kernel_args": {"type": "list", "elements": "str", "default": []},
+        "boot_file_mode": {"type": "raw", "default": "0644"},
+    }
+    module = LifecycleModule(
+        options,
+        netbox=False,
+        redis=True,
         required_if=[("state", "consumed", ("token", "device_id"))],
         required_one_of=[("device_id", "batch")],
         mutually_exclusive=[("device_id", "batch")],
-        supports_check_mode=True,
     )
-    p = module.params
-    try:
-        redis = client_from_params(p)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    if p["batch"] is not None:
-        try:
-            module.exit_json(**_for_items(module, redis))
-        except (ValueError, RedisError, OSError) as exc:
-            module.fail_json(msg=f"validation token: {exc}")
-        finally:
-            redis.close()
-    result: dict[str, Any] = {"changed": False, "device_id": p["device_id"], "boot_files": []}
-    try:
-        result.update(_one(module, redis, p["device_id"], p["boot_names"] or [str(p["device_id"])]))
-    except TokenError as exc:
-        module.fail_json(msg=str(exc), **result)
-    except (RedisError, OSError) as exc:
-        module.fail_json(msg=f"validation token: {exc}", **result)
-    finally:
-        redis.close()
-    module.exit_json(**result)
+    module.run(tokens, on_error=lambda exc: failure(module, exc))
 
 
 if __name__ == "__main__":

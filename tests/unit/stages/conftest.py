@@ -20,7 +20,14 @@ class FakeNetBox(NetBoxClient):
         self.routes = routes
         self.calls: list[tuple[str, str, dict[str, Any] | None, Any]] = []
 
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         self.requests += 1
         self.calls.append((method, path, params, body))
         if (method, path) not in self.routes:

@@ -28,7 +28,14 @@ STATUSES: dict[int, int] = {}
 
 
 class EveryDeviceValidating(FakeNetBox):
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         parts = path.strip("/").split("/")
         if method == "GET" and len(parts) == 4 and parts[3].isdigit():
             return device(int(parts[3]))

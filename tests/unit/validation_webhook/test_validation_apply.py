@@ -29,6 +29,7 @@ class MemoryNetBox(NetBoxClient):
         self.writes: list[tuple[str, str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.refused_names: set[str] = set()  # interfaces NetBox refuses to create (HTTP 400)
+        self.timeouts: list[float | None] = []
 
     # --- setup helpers ---
     def add(self, table: str, **record: Any) -> dict[str, Any]:
@@ -65,9 +66,17 @@ class MemoryNetBox(NetBoxClient):
             iface["mac_addresses"].append({"id": m["id"], "mac_address": mac})
 
     # --- the API ---
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         self.requests += 1
         self.calls.append((method, path))
+        self.timeouts.append(timeout)
         params = dict(params or {})
         parts = path.strip("/").split("/")[2:]  # after api/<app>
         table = {"ip-addresses": "ips"}.get(parts[0], parts[0])
@@ -231,6 +240,8 @@ def test_a_batch_costs_the_same_requests_as_one_report(nb: MemoryNetBox) -> None
     results = apply_reports(fresh, None, batch)
     assert all(len(r["cables"]) == 1 and r["cables"][0]["cable_id"] for r in results)
     assert fresh.requests == alone  # 21 reports: the same reads and one bulk write per kind
+    cables = fresh.calls.index(("POST", "/api/dcim/cables/"))
+    assert (fresh.timeouts[cables] or 0) >= fresh.timeout + 21  # a bulk write may take longer: its rows' time
     assert {path for method, path, _ in fresh.writes if method == "POST"} >= {"/api/dcim/cables/",
                                                                                "/api/dcim/interfaces/"}  # fmt: skip
 

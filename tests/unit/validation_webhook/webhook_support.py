@@ -41,7 +41,14 @@ class FakeNetBox(NetBoxClient):
     def __init__(self) -> None:
         super().__init__("http://netbox.invalid", "nbt_testkey00001.secret")
 
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         type(self).calls += 1
         if type(self).down:
             raise NetBoxUnreachable("NetBox at http://netbox.invalid did not answer", retryable=True)

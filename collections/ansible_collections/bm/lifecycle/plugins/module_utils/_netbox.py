@@ -50,7 +50,9 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 SAFE_RETRY_STATUSES = frozenset({502, 503, 504})  # the request surely was not processed: even a POST may be retried
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MAX_PAGES = 100
-BULK_CHUNK = 250  # objects per bulk request
+BULK_CHUNK = 100  # objects per bulk write
+# added to a bulk write's timeout per object: a bulk POST of 100 cables took longer than 10 s on 2 busy cores
+BULK_SECONDS_PER_ROW = 1.0
 LOCK_PREFIX = "bm:lock:device:"
 
 
@@ -149,7 +151,7 @@ class NetBoxClient:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         return self._conn
 
-    def _once(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+    def _once(self, method: str, path: str, body: bytes | None, timeout: float) -> tuple[int, bytes]:
         """One HTTP exchange. Raises ``OSError``/``http.client.HTTPException``; ``_sent`` tells whether it left."""
         conn = self._connection()
         headers = dict(self._headers)
@@ -158,6 +160,7 @@ class NetBoxClient:
         self._sent = False
         if conn.sock is None:
             conn.connect()  # refused or timing out here: the request never left
+        conn.sock.settimeout(timeout)
         self._sent = True
         self.requests += 1
         conn.request(method, path, body=body, headers=headers)
@@ -167,8 +170,16 @@ class NetBoxClient:
             self.close()
         return response.status, data
 
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         """``method`` ``path`` (relative to the API root, e.g. ``/api/dcim/devices/1/``); the decoded JSON answer.
+        ``timeout``: seconds for this request's answer (default the client's).
 
         Raises :class:`NetBoxError` on 4xx (at once) and :class:`NetBoxUnreachable` after the last try.
         """
@@ -183,7 +194,7 @@ class NetBoxClient:
                 self.sleep(delay + random.uniform(0, delay / 4))  # noqa: S311 - jitter, not cryptography
             self._sent = False
             try:
-                status, data = self._once(method, full, raw)
+                status, data = self._once(method, full, raw, timeout or self.timeout)
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -211,11 +222,11 @@ class NetBoxClient:
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
 
-    def post(self, path: str, body: Any) -> Any:
-        return self.request("POST", path, body=body)
+    def post(self, path: str, body: Any, timeout: float | None = None) -> Any:
+        return self.request("POST", path, body=body, timeout=timeout)
 
-    def patch(self, path: str, body: Any) -> Any:
-        return self.request("PATCH", path, body=body)
+    def patch(self, path: str, body: Any, timeout: float | None = None) -> Any:
+        return self.request("PATCH", path, body=body, timeout=timeout)
 
     def list(self, path: str, **params: Any) -> list[dict[str, Any]]:
         """Every result of a list endpoint (follows ``next``, at most ``MAX_PAGES`` pages)."""
@@ -302,8 +313,9 @@ def bulk_write(
     out: list[dict[str, Any] | NetBoxError] = []
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
+        timeout = client.timeout + BULK_SECONDS_PER_ROW * len(part)  # NetBox's time grows with the rows (cables: paths)
         try:
-            answer = client.patch(path, part) if method == "PATCH" else client.post(path, part)
+            answer = client.patch(path, part, timeout) if method == "PATCH" else client.post(path, part, timeout)
         except NetBoxError as exc:
             if exc.retryable:
                 raise

@@ -251,16 +251,17 @@ class FakeNetBox:
     def __init__(self, devices: list[dict[str, Any]]) -> None:
         self.devices = devices
         self.calls: list[tuple[str, str, Any]] = []
+        self.timeout = 10.0
 
     def list(self, path: str, **params: Any) -> list[dict[str, Any]]:
         self.calls.append(("GET", path, params))
         return [d for d in self.devices if d["id"] in params["id"]]
 
-    def patch(self, path: str, rows: Any) -> Any:
+    def patch(self, path: str, rows: Any, timeout: float | None = None) -> Any:
         self.calls.append(("PATCH", path, rows))
         return list(rows)  # NetBox answers the records of a bulk write
 
-    def post(self, path: str, rows: Any) -> Any:
+    def post(self, path: str, rows: Any, timeout: float | None = None) -> Any:
         self.calls.append(("POST", path, rows))
         return [{"id": n, **row} for n, row in enumerate(rows, 1)]
 

@@ -473,6 +473,7 @@ class _Batch:
         """Read the devices (one list GET) and their interfaces (one per 100 devices); refuse what may not go on."""
         records = read_devices(self.client, [int(d) for d, _data in reports if int(d) not in busy])
         last = {int(device_id): index for index, (device_id, _data) in enumerate(reports)}
+        admitted: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
         for index, (device_id, data) in enumerate(reports):
             record = records.get(int(device_id))
             result = _result(record or {"id": int(device_id), "name": None}, data)
@@ -489,14 +490,15 @@ class _Batch:
             elif (why := refusal(record, TRANSITIONS["complete_validation"], tenant)) is not None:
                 result.update(refused=why[0], msg=why[1])
             else:
-                self.appliers[index] = Applier(self.client, record, data, interfaces=[], write=self.write,
-                                               interface_type=interface_type, lookups=self.lookups)  # fmt: skip
-        device_ids = [int(a.device["id"]) for a in self.appliers.values()]
+                admitted.append((index, record, data))
+        device_ids = [int(record["id"]) for _index, record, _data in admitted]
         owned: dict[int, list[dict[str, Any]]] = {}
         for interface in list_in(self.client, "/api/dcim/interfaces/", "device_id", device_ids):
             owned.setdefault(int((interface.get("device") or {}).get("id") or 0), []).append(interface)
-        for applier in self.appliers.values():
-            applier.existing = owned.get(int(applier.device["id"]), [])
+        for index, record, data in admitted:
+            interfaces = owned.get(int(record["id"]), [])
+            self.appliers[index] = Applier(self.client, record, data, interfaces=interfaces, write=self.write,
+                                           interface_type=interface_type, lookups=self.lookups)  # fmt: skip
 
     def run(self) -> list[dict[str, Any]]:
         """Hardware, then interfaces, then cables: each planned for every report, then written in bulk."""

@@ -144,6 +144,27 @@ def bench_hook(url: str, spool: Path, n: int, hook: Path = HOOK) -> list[float]:
     return times
 
 
+def bench_hook_burst(url: str, spool: Path, n: int) -> None:
+    """A burst: `n` leases' hooks started at once, as a DHCP server does when a rack powers on. Every event must reach
+    the stream without waiting for a later lease (the spool hand-over); prints what reached Redis and what the spool
+    still holds once every hook has exited."""
+    environ = {"PATH": "/usr/bin:/bin", "BM_REDIS_URL": url, "BM_HOOK_SPOOL": str(spool), "BM_HOOK_CONFIG": "/none"}
+    with RedisClient(RedisSettings(url)) as c:
+        c.call("DEL", "bm:events:dhcp_lease")
+    t = time.perf_counter()
+    argv = [[PYTHON, "-S", str(HOOK), f"10.8.{i // 250}.{i % 250 + 1}", f"52:54:0:8:{i // 256:x}:{i % 256:x}"]
+            for i in range(n)]  # fmt: skip
+    procs = [subprocess.Popen(a, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for a in argv]
+    for proc in procs:
+        proc.wait(timeout=30)
+    elapsed = (time.perf_counter() - t) * 1000
+    with RedisClient(RedisSettings(url)) as c:
+        published = int(c.call("XLEN", "bm:events:dhcp_lease") or 0)
+    left = len(list(spool.glob("*.json")))
+    print(f"dhcp hook, burst of {n} at once: {published} published, {left} left in the spool for a later call, "
+          f"all exited in {elapsed:.0f} ms")  # fmt: skip
+
+
 DHCP_NET = "10.79.0"
 CLIENT_MAC = "94:40:c9:5e:79:01"
 
@@ -431,6 +452,7 @@ def run(large: bool) -> None:
                 bench_publish(c, 2000 if large else 300)
             bench_idle_latency(server, work, 20, 240)
             bench_hook(server.url, work / "spool", 200 if large else 50)
+            bench_hook_burst(server.url, work / "burst-spool", 100)
             bench_dhcp_servers(server, work, 100 if large else 30)
             bench_noop(server, work, 2000 if large else 300, 1, 300 if large else 90)
             bench_noop(server, work, 2000 if large else 300, 50, 300 if large else 90)

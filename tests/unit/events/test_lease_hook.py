@@ -217,3 +217,93 @@ def test_kea_committed_leases_come_from_the_environment() -> None:
     assert kea.committed_leases({}, log) == []
     many = kea.committed_leases({"LEASES4_SIZE": "1000"}, log)
     assert len(many) == hook.MAX_LEASES and "first 64" in log.lines[-1][1]
+
+
+class Deadline:
+    """Stands in for the hook's Redis connection where ``hand_over`` only reads its time budget."""
+
+    def __init__(self, seconds: float) -> None:
+        import time  # noqa: PLC0415
+
+        self.deadline = time.monotonic() + seconds
+
+
+def recording_deliver(spool: Any, arrive_during: list[Any], published: list[str]) -> Any:
+    """A ``deliver`` that publishes to a list: the spool first, then the call's own events; on its first call a
+    concurrent lease (``arrive_during``) is spooled while the lock is held, as a call that found it busy does."""
+
+    def deliver(spool_: Any, redis: Any, events: list[Any], log: Any) -> None:
+        for name in spool.files():
+            path = Path(spool.dir) / name
+            published.append(hook.spooled_event(path.read_text()).label)
+            path.unlink()
+        published.extend(event.label for event in events)
+        while arrive_during:
+            spool.write(arrive_during.pop(0))
+
+    return deliver
+
+
+def lease(n: int) -> Any:
+    return hook.lease_event((f"192.0.2.{n}", f"94:40:c9:5e:07:{n:02x}", f"ilo-{n}"), "dhcpd", Lines())
+
+
+def test_a_lease_spooled_while_the_lock_is_held_is_published_by_the_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The burst case: lease 2 arrives while lease 1's call holds the spool and fails its own try of the lock; lease 1's
+    call finds it after letting go and publishes it, instead of leaving it for the next lease."""
+    spool = hook.Spool(str(tmp_path))
+    published: list[str] = []
+    monkeypatch.setattr(hook, "deliver", recording_deliver(spool, [lease(2)], published))
+    lock = spool.lock(0)
+    assert lock is not None
+    hook.hand_over(spool, Deadline(5), [lease(1)], lock, Lines())
+    assert published == [lease(1).label, lease(2).label]
+    assert spool.files() == []
+    assert spool.lock(0) is not None  # and the lock is free again
+
+
+def test_the_holder_leaves_the_spool_to_whoever_holds_the_lock_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If another call took the lock the moment it was let go, that call (not this one) flushes the spool."""
+    spool = hook.Spool(str(tmp_path))
+    published: list[str] = []
+    second = lease(2)
+    deliver = recording_deliver(spool, [second], published)
+    taken: list[int | None] = []
+
+    def deliver_then_lose_the_race(*args: Any) -> None:
+        deliver(*args)
+        os_close = hook.os.close
+
+        def close_and_hand_over(fd: int) -> None:
+            os_close(fd)
+            taken.append(spool.lock(0))  # the next call was waiting for exactly this
+            monkeypatch.setattr(hook.os, "close", os_close)
+
+        monkeypatch.setattr(hook.os, "close", close_and_hand_over)
+
+    monkeypatch.setattr(hook, "deliver", deliver_then_lose_the_race)
+    lock = spool.lock(0)
+    assert lock is not None
+    hook.hand_over(spool, Deadline(5), [lease(1)], lock, Lines())
+    assert published == [lease(1).label]
+    assert [name.endswith(f"{second.event_id}.json") for name in spool.files()] == [True]
+    assert taken and taken[0] is not None
+
+
+def test_a_call_that_finds_the_lock_held_spools_and_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lease 2's call while another call holds the spool: spooled within the lock wait, nothing sent to Redis."""
+    monkeypatch.setenv("BM_HOOK_SPOOL", str(tmp_path))
+    monkeypatch.setenv("BM_HOOK_CONFIG", "/nonexistent")
+    monkeypatch.setattr(hook, "Redis", None)  # any attempt to reach Redis would fail the test
+    spool = hook.Spool(str(tmp_path))
+    holder = spool.lock(0)
+    assert holder is not None
+    log = Lines()
+    hook.run([("192.0.2.2", "94:40:c9:5e:07:02", "ilo-2")], "dhcpd", log)
+    [name] = spool.files()
+    assert hook.spooled_event((tmp_path / name).read_text()).label.startswith("94:40:c9:5e:07:02")
+    assert any("behind a concurrent call" in message for _, message in log.lines)

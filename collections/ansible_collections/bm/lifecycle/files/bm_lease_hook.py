@@ -9,7 +9,8 @@ normalises the MAC, builds the ``dhcp_lease`` envelope (v1, see ``plugins/module
 to the Redis stream ``bm:events:dhcp_lease`` with a total time budget of at most 1 s. If Redis cannot be reached the
 event is written to the spool directory instead, and for 5 s later calls go straight to the spool (an outage costs each
 lease milliseconds, not the timeout). Every call first flushes the spool, oldest first, and publishes its own events
-only once the spool is empty, so events keep their order; each event keeps its ``event_id`` and an ``event_id`` is
+only once the spool is empty, so events keep their order. One call at a time holds the spool; a call of a burst that
+finds it held queues its events there, and the holder publishes them before it exits (``hand_over``). Each event keeps its ``event_id`` and an ``event_id`` is
 stored at most once (the dedupe key ``bm:dedupe:<event_id>`` under ``WATCH``, as ``_redis_events.publish`` does), so an
 event whose publish timed out after Redis got it is not stored twice. It always exits 0, whatever happens.
 
@@ -640,13 +641,38 @@ def run(leases: list[Lease], source: str, log: Log, flush_only: bool = False) ->
         return
     spool = Spool(conf.get("BM_HOOK_SPOOL", DEFAULT_SPOOL), retry_after)
     lock = spool.lock(600 if flush_only else LOCK_WAIT_S)
-    try:
-        if lock is None or (spool.circuit_open() and not flush_only):
+    if lock is None:
+        # Another call holds the spool (a burst of leases): queue behind it. Then try the lock once more, so that
+        # either we flush our events ourselves or the holder finds them when it lets go (see ``hand_over``).
+        for event in events:
+            spool.write(event)
+            log("info", f"spooled {EVENT_TYPE} {event.label} behind a concurrent call")
+        lock = spool.lock(0)
+        if lock is None:
+            return
+        events = []
+    if spool.circuit_open() and not flush_only:
+        try:
             for event in events:
                 spool.write(event)
-                log("warning", f"spooled {EVENT_TYPE} {event.label} (Redis down or busy)")
-            return
-        redis = Redis(conf.get("BM_REDIS_URL"), conf.get("BM_REDIS_PASSWORD"), timeout, deadline)
+                log("warning", f"spooled {EVENT_TYPE} {event.label} (Redis down)")
+        finally:
+            os.close(lock)
+        return
+    redis = Redis(conf.get("BM_REDIS_URL"), conf.get("BM_REDIS_PASSWORD"), timeout, deadline)
+    try:
+        hand_over(spool, redis, events, lock, log)
+    finally:
+        redis.close()
+
+
+def hand_over(spool: Spool, redis: Redis, events: list[Event], lock: int, log: Log) -> None:
+    """Deliver under the spool lock, release it, and take it back while events are left in the spool and time is.
+
+    A call that found the lock held spools its events and then tries the lock once. If that try fails, the holder
+    still had the lock, so the holder's look at the spool after letting go sees those events: no event waits for the
+    next lease, however many calls arrive at once."""
+    while True:
         try:
             deliver(spool, redis, events, log)
         except (RedisError, OSError) as exc:
@@ -654,11 +680,15 @@ def run(leases: list[Lease], source: str, log: Log, flush_only: bool = False) ->
             for event in events:
                 spool.write(event)
             log("warning", f"Redis unavailable ({exc}); event(s) spooled in {spool.dir}")
+            return
         finally:
-            redis.close()
-    finally:
-        if lock is not None:
             os.close(lock)
+        if not spool.files() or time.monotonic() > redis.deadline - 0.1:
+            return
+        again = spool.lock(0)
+        if again is None:
+            return  # its holder looks at the spool when it lets go
+        lock, events = again, []
 
 
 def deliver(spool: Spool, redis: Redis, events: list[Event], log: Log) -> None:

@@ -1,6 +1,6 @@
 """bm-lab-sim: the whole pipeline for N simulated servers on the local stack, from DHCP lease to `monitored`.
 
-Everything is the real thing except the servers: NetBox, Redis, the DHCP hook (run as dhcpd runs it), the
+Everything is the real thing except the servers: NetBox, Redis, the DHCP hook (run as dhcpd runs it, with its spool flush timer), the
 `ansible-rulebook` service with every stage playbook, and the validation webhook. Each server is a mock iLO (iLO 5
 and iLO 6 cycled by default, `--model`) whose simulated host, when it boots from PXE, reads the boot script
 provisioning rendered for it (device id, single-use token, callback URL) and posts the report the validation image
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +143,24 @@ def publish_lease(server: SimServer, env: dict[str, str]) -> None:
         timeout=10,
     )
     server.lease_at = time.time()
+
+
+@contextlib.contextmanager
+def spool_flush_timer(env: dict[str, str], every_s: float = 30.0) -> Iterator[None]:
+    """What install_dhcp_hook's bm-dhcp-hook-flush.timer does on a DHCP server: `dhcp_hook.py --flush` every
+    `every_s`, so leases the hook spooled (Redis down or too slow in a burst) do not wait for a renewal."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            subprocess.run([sys.executable, str(HOOK), "--flush"], env=env, check=False, timeout=660)  # noqa: S603
+
+    thread = threading.Thread(target=loop, name="spool-flush-timer", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def _models(value: str) -> str:
@@ -442,7 +460,10 @@ def run(
         service = Service(args, env, workdir)
         service.start()
         try:
-            with during(SimRun(api, fleet, servers, env, service)) if during else contextlib.nullcontext():
+            with (
+                spool_flush_timer(env),
+                during(SimRun(api, fleet, servers, env, service)) if during else contextlib.nullcontext(),
+            ):
                 threads = [threading.Thread(target=publish_lease, args=(s, env)) for s in servers]
                 for thread in threads:
                     thread.start()

@@ -85,9 +85,11 @@ def dhcp_root(tmp_path: Path) -> tuple[Path, list[str]]:
         "-e", f"bm_dhcp_kea_conf={tmp_path}/etc/kea/kea-dhcp4.conf",  # absent: auto-detection finds ISC dhcpd
         "-e", f"bm_dhcp_settings_file={tmp_path}/etc/bm-lifecycle/dhcp-hook.conf",
         "-e", f"bm_dhcp_spool_dir={tmp_path}/spool",
+        "-e", f"bm_dhcp_systemd_dir={tmp_path}/systemd",
         "-e", "bm_dhcp_redis_url=redis://127.0.0.1:1/0",
         "-e", "bm_dhcp_service=",
     ]  # fmt: skip
+    (tmp_path / "systemd").mkdir()
     assert shutil.which("dhcpd") or Path("/usr/sbin/dhcpd").exists(), "isc-dhcp-server (requirements/apt.txt)"
     return tmp_path, args
 
@@ -123,6 +125,15 @@ def test_install_dhcp_hook_installs_a_working_hook_idempotently(dhcp_root: tuple
     settings = root / "etc" / "bm-lifecycle" / "dhcp-hook.conf"
     assert stat.S_IMODE(settings.stat().st_mode) == 0o600
     assert f"BM_HOOK_SPOOL={root}/spool" in settings.read_text().splitlines()
+
+    # The spool's flush timer runs the installed hook with the installed settings, and systemd accepts both units.
+    service = (root / "systemd" / "bm-dhcp-hook-flush.service").read_text().splitlines()
+    assert f"ExecStart=/usr/bin/python3 -S {hook} --flush" in service
+    assert f"Environment=BM_HOOK_CONFIG={settings}" in service and f"ReadWritePaths={root}/spool" in service
+    assert "OnUnitActiveSec=30s" in (root / "systemd" / "bm-dhcp-hook-flush.timer").read_text().splitlines()
+    for unit in ("bm-dhcp-hook-flush.service", "bm-dhcp-hook-flush.timer"):
+        check = verify(root / "systemd" / unit)
+        assert check.returncode == 0 and not check.stderr.strip(), check.stderr
 
     # Byte-compiled for the DHCP server's Python (no lease pays for compiling it); self-contained: no module_utils.
     files = hook.parent
@@ -175,9 +186,11 @@ def kea_root(tmp_path: Path, hooks: str = "other-library") -> tuple[Path, list[s
         "-e", f"bm_dhcp_settings_file={tmp_path}/etc/bm-lifecycle/dhcp-hook.conf",
         "-e", f"bm_dhcp_spool_dir={tmp_path}/spool",
         "-e", f"bm_dhcp_hook_owner={getpass.getuser()}",
+        "-e", f"bm_dhcp_systemd_dir={tmp_path}/systemd",
         "-e", "bm_dhcp_redis_url=redis://127.0.0.1:1/0",
         "-e", "bm_dhcp_service=",
     ]  # fmt: skip
+    (tmp_path / "systemd").mkdir()
     assert Path("/usr/sbin/kea-dhcp4").exists(), "kea-dhcp4-server (requirements/apt.txt)"
     return tmp_path, args
 

@@ -640,6 +640,8 @@ def run(leases: list[Lease], source: str, log: Log, flush_only: bool = False) ->
     if not events and not flush_only:
         return
     spool = Spool(conf.get("BM_HOOK_SPOOL", DEFAULT_SPOOL), retry_after)
+    if flush_only and not spool.files():
+        return  # the flush timer's usual case: nothing waited, Redis need not be asked
     lock = spool.lock(600 if flush_only else LOCK_WAIT_S)
     if lock is None:
         # Another call holds the spool (a burst of leases): queue behind it. Then try the lock once more, so that

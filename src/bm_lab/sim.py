@@ -1,10 +1,10 @@
 """bm-lab-sim: the whole pipeline for N simulated servers on the local stack, from DHCP lease to `monitored`.
 
-Everything is the real thing except the servers: NetBox, Redis, the DHCP hook (run as dhcpd runs it, with its spool flush timer), the
-`ansible-rulebook` service with every stage playbook, and the validation webhook. Each server is a mock iLO (iLO 5
-and iLO 6 cycled by default, `--model`) whose simulated host, when it boots from PXE, reads the boot script
-provisioning rendered for it (device id, single-use token, callback URL) and posts the report the validation image
-would.
+Everything is the real thing except the servers: NetBox, Redis, the DHCP hook (run as dhcpd runs it, with its spool
+flush timer), the `ansible-rulebook` service with every stage playbook, and the validation webhook. Each server is a
+mock iLO (iLO 5 and iLO 6 cycled by default, `--model`) whose simulated host, when it boots from PXE, reads the boot
+script provisioning rendered for it (device id, single-use token, callback URL) and posts the report the validation
+image would.
 """
 
 from __future__ import annotations

@@ -231,7 +231,8 @@ def prepare_workdir(workdir: Path) -> None:
     """Fresh private directories for boot scripts, credentials, metrics and the hook's spool."""
     for sub in ("pxe", "bmc-credentials", "metrics", "hook-spool", "logs"):
         (workdir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-    for sub in ("pxe", "bmc-credentials"):  # the fleet restarts with factory credentials and no boot scripts
+    # The fleet restarts with factory credentials and no boot scripts; an earlier run's spooled leases are not ours.
+    for sub in ("pxe", "bmc-credentials", "hook-spool"):
         for stale in (workdir / sub).glob("*"):
             stale.unlink()
     vault = workdir / "vault-password"

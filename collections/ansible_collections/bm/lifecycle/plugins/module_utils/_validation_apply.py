@@ -24,6 +24,7 @@ Matching rules (docs/ARCHITECTURE.md, "The validation report"; NetBox 4.7 facts 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -437,14 +438,15 @@ def apply_reports(
     (``unknown_device``) or refused one of its writes (``netbox_refused``).
     """
     ids = [int(device_id) for device_id, _data in reports]
-    if redis is not None and not check_mode:
-        with DeviceLocks(redis, ids, ttl=lock_ttl, wait=lock_wait) as locks:
-            batch = _Batch(client, write=True)
-            batch.admit(reports, set(locks.busy), tenant=tenant, interface_type=interface_type)
-            return batch.run()
-    batch = _Batch(client, write=not check_mode)
-    batch.admit(reports, set(), tenant=tenant, interface_type=interface_type)
-    return batch.run()
+    held = (
+        DeviceLocks(redis, ids, ttl=lock_ttl, wait=lock_wait)
+        if redis is not None and not check_mode
+        else contextlib.nullcontext()
+    )
+    with held as locks:
+        batch = _Batch(client, write=not check_mode)
+        batch.admit(reports, set(locks.busy) if locks else set(), tenant=tenant, interface_type=interface_type)
+        return batch.run()
 
 
 def _result(device: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

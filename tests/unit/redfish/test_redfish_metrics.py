@@ -13,6 +13,11 @@ from typing import Any
 import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils import _redfish_metrics as m
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
+    RedfishAuthError,
+    RedfishError,
+    RedfishUnavailableError,
+)
 
 MOMENT = datetime.datetime(2026, 2, 11, 10, 10, tzinfo=datetime.UTC)
 
@@ -38,7 +43,7 @@ def fetcher(pages: dict[str, Any]):
     async def fetch(path: str) -> Any:
         seen.append(path)
         if path.rstrip("/") not in by_path:
-            raise m.NotFound(path)
+            raise RedfishError(f"BMC test: GET {path} failed with HTTP 404", 404, None, "GET", path)
         return copy.deepcopy(by_path[path.rstrip("/")])
 
     fetch.seen = seen  # type: ignore[attr-defined]
@@ -71,7 +76,7 @@ def test_ilo5_reads_the_deprecated_power_and_thermal_through_the_collections() -
     assert thermal["fans"]["count"] == 6 and thermal["fans"]["failed"] == 0 and thermal["fans"]["units"] == "Percent"
     assert thermal["source"] == "Thermal" and metrics["health"] == "OK"
     assert fetch.seen[:2] == ["/redfish/v1/Systems/", "/redfish/v1/Chassis/"]
-    assert "/redfish/v1/Systems/1/" in fetch.seen  # the member's link, as written
+    assert "/redfish/v1/Systems/1" in [p.rstrip("/") for p in fetch.seen]  # the member's link
 
 
 def test_ilo5_inlet_by_name_when_no_sensor_says_intake() -> None:
@@ -117,7 +122,7 @@ def test_ilo6_reads_the_dmtf_model_when_the_chassis_links_it() -> None:
     assert thermal["fans"]["count"] == 6 and thermal["fans"]["avg_reading"] == 34.7
     assert thermal["source"] == "ThermalSubsystem" and metrics["health"] == "OK"
     seen = fetch.seen
-    assert not [p for p in seen if p.endswith(("/Power/", "/Thermal/"))]  # the deprecated ones are not read
+    assert not [p for p in seen if p.rstrip("/").endswith(("/Power", "/Thermal"))]  # the deprecated ones: not read
     assert not [p for p in seen if "DE00A000" in p]  # the storage enclosure is not the system's chassis
 
 
@@ -179,12 +184,14 @@ def test_neither_model_is_unknown_not_zero(model: str) -> None:
     assert 'bm_health{device="s1",component="fans"}' not in text
 
 
-def test_redfish_error_names_the_message_id() -> None:
-    raw = json.dumps(json.loads((RECORDED / "ilo6" / "error_500.json").read_text())["body"]).encode()
-    assert m.redfish_error(raw) == " Base.1.18.InternalError"
-    with_message = {"error": {"@Message.ExtendedInfo": [{"MessageId": "Base.1.8.GeneralError", "Message": "Busy."}]}}
-    assert m.redfish_error(json.dumps(with_message).encode()) == " Base.1.8.GeneralError: Busy."
-    assert m.redfish_error(b"<html>") == ""
+def test_poll_errors_name_the_request_and_how_it_failed() -> None:
+    body = json.loads((RECORDED / "ilo6" / "error_500.json").read_text())["body"]
+    error = RedfishError("BMC h:443: GET /redfish/v1/Systems/ failed with HTTP 500", 500, body, "GET", "/x")
+    assert "Base.1.18.InternalError" in m.poll_error(error) and "HTTP 500" in m.poll_error(error)
+    wrong = RedfishAuthError("BMC h:443 rejected the credentials of user 'u'", 401, None, "GET", "/redfish/v1/Systems/")
+    assert m.poll_error(wrong) == "GET /redfish/v1/Systems/: HTTP 401: wrong credentials"
+    busy = RedfishUnavailableError("BMC h:443: ...", 503, None, "GET", "/redfish/v1/Chassis/", last="HTTP 503 after 3")
+    assert m.poll_error(busy) == "GET /redfish/v1/Chassis/: HTTP 503 after 3"
 
 
 def ok_result(name: str, watts: float | None = 250.4, device_id: int | None = 7) -> dict[str, Any]:

@@ -89,6 +89,10 @@ options:
         connection errors and timeouts. HTTP 401 (wrong credentials) is never retried.
     type: int
     default: 5
+requirements:
+  - aiohttp (the one Redfish transport of the collection; imported only when a BMC is called)
 notes:
   - iLO registry versions differ by firmware; MessageIds are compared by their last part.
+  - The BMCs of a batch are called over one aiohttp session (at most O(concurrency) connections), each with its own
+    retries and timeouts.
 """

@@ -1,52 +1,76 @@
 # Copyright: (c) 2026, bm-lifecycle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A small typed Redfish client for HPE iLO 5, and the BMC connection options every Redfish module shares.
+"""A small typed Redfish client for HPE iLO 5 and 6, its one transport, and the BMC connection options every Redfish
+module shares.
 
-Standard library only (``http.client`` + ``ssl``): modules run under whatever Python the controller gives them.
+One transport for every BMC call of the collection: aiohttp (imported guarded: ``HAS_AIOHTTP``; without it a Redfish
+call fails naming the package). A step's BMCs share one :class:`HTTPPool` - one aiohttp session, at most
+``concurrency`` connections, one TLS context per choice - in one event loop: the stages' synchronous step code runs
+its per-BMC work in threads (:func:`on_bmcs`) and each :class:`RedfishClient` sends through the loop of the step's
+:class:`RedfishBatch`; the metrics poller, asynchronous, awaits the same clients in its own loop.
 
-What it does for every caller:
+What it does for every caller, in one place (``RedfishClient._send_async``):
 - TLS verification is an explicit choice: ``ca_path`` (a CA bundle file or directory, per site or per BMC) or
-  ``validate_certs: false``, which warns on every use. Never a silent ``verify=False``.
+  ``validate_certs: false``, which warns on every use. Never a silent ``verify=False``. A certificate that fails
+  verification is :class:`RedfishTLSError` (never retried), saying to give the CA.
 - Bounded exponential backoff (with jitter, honouring ``Retry-After``) on HTTP 503, on the busy MessageIds
   (``ServiceTemporarilyUnavailable``, ``ResourceTemporarilyUnavailable``, ``DeviceIsBusy``), on connection errors and
-  timeouts. A POST is retried after a connection error only when the request never left (connect failed): a reset
-  must not run twice.
+  timeouts. A POST is retried after a connection error only when the request never left (connect failed,
+  :class:`NotSent`): a reset must not run twice. Each BMC has its own retries and deadline.
 - No retry on 401: :class:`RedfishAuthError` says "wrong credentials".
 - PATCH sends ``If-Match`` with the ETag of the last GET of that resource (iLO accepts weak tags); a 412 refreshes the
   ETag once.
 - MessageIds are compared by suffix (``Base.1.4.Success`` and ``Base.1.18.Success`` are the same message).
-- Errors carry the ``@Message.ExtendedInfo`` MessageIds and arguments.
+- Errors carry the ``@Message.ExtendedInfo`` MessageIds and arguments, never a password or token.
 - ``auth: basic`` (default; nothing to leak) or ``auth: session``: the session is always deleted on close.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hmac
 import http.client
+import importlib.util
+import inspect
 import json
+import os
 import random
 import ssl
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._batch import DEFAULT_CONCURRENCY, active, concurrently, fail
 
+if TYPE_CHECKING:
+    import aiohttp
+
+# aiohttp is imported on first use (HTTPPool), not by every module that imports this file (through _module): its
+# import costs about 0.3 s of CPU, which only the steps that talk to BMCs should pay. Without it, a Redfish call fails
+# naming the package (missing_aiohttp).
+HAS_AIOHTTP = importlib.util.find_spec("aiohttp") is not None
+AIOHTTP_IMPORT_ERROR: str | None = None if HAS_AIOHTTP else "No module named 'aiohttp'"
+
 BMC_USERNAME_ENV = "BM_BMC_USERNAME"
 BMC_PASSWORD_ENV = "BM_BMC_PASSWORD"  # noqa: S105 - the name of an environment variable, not a password
 BMC_CA_PATH_ENV = "BM_BMC_CA_PATH"
 BMC_VALIDATE_CERTS_ENV = "BM_BMC_VALIDATE_CERTS"
 
+T = TypeVar("T")
+
 BUSY_MESSAGES = ("ServiceTemporarilyUnavailable", "ResourceTemporarilyUnavailable", "DeviceIsBusy")
 SYSTEM = "/redfish/v1/Systems/1"
 MANAGER = "/redfish/v1/Managers/1"
 ROOT = "/redfish/v1/"
+SYSTEMS = "/redfish/v1/Systems/"
+CHASSIS = "/redfish/v1/Chassis/"
 SESSIONS = "/redfish/v1/SessionService/Sessions"
 
 # The BMC connection options, defined once; documented once in doc_fragments/bmc.py.
@@ -167,11 +191,21 @@ class RedfishAuthError(RedfishError):
 
 
 class RedfishUnavailableError(RedfishError):
-    """The BMC could not be reached, or stayed busy, through every retry."""
+    """The BMC could not be reached, or stayed busy, through every retry; ``last`` says how the last try failed."""
+
+    def __init__(self, message: str, *args: Any, last: str = "", **kwargs: Any) -> None:
+        super().__init__(message, *args, **kwargs)
+        self.last = last or message
 
 
 class RedfishTLSError(RedfishError):
     """The BMC's certificate failed verification (never retried)."""
+
+
+def _sent_errors() -> tuple[type[Exception], ...]:
+    """The errors of a request that may have left (the BMC may have carried it out)."""
+    loaded = sys.modules.get("aiohttp")
+    return (OSError, http.client.HTTPException) + ((loaded.ClientError,) if loaded is not None else ())
 
 
 # --- transport ----------------------------------------------------------------------------------------------------
@@ -199,14 +233,18 @@ class NotSent(Exception):
     """A connection error before the request left: always safe to retry."""
 
 
-# A transport takes (method, path, headers, body bytes or None, timeout) and returns (status, headers, body bytes).
-# It raises NotSent when the request never left, OSError/http.client.HTTPException when it may have.
+Answer = tuple[int, dict[str, str], bytes]
+
+
+# A transport takes (method, path, headers, body bytes or None, timeout) and returns (status, headers, body bytes),
+# directly or as an awaitable. It raises NotSent when the request never left, ssl.SSLCertVerificationError when the
+# BMC's certificate fails verification, anything else (OSError, aiohttp.ClientError...) when the request may have left.
 class Transport(Protocol):
-    """Sends one request: (method, path, headers, body, timeout) -> (status, headers, body)."""
+    """Sends one request to one BMC: (method, path, headers, body, timeout) -> (status, headers, body)."""
 
     def __call__(
         self, method: str, path: str, headers: dict[str, str], body: bytes | None, timeout: float
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> Answer | Awaitable[Answer]:
         """Send; raise NotSent if the request never left."""
 
 
@@ -218,71 +256,220 @@ def ssl_context(ca_path: str | None, validate_certs: bool) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_NONE
         return context
     if ca_path:
-        import os  # noqa: PLC0415 - only here
-
         if os.path.isdir(ca_path):
             return ssl.create_default_context(capath=ca_path)
         return ssl.create_default_context(cafile=ca_path)
     return ssl.create_default_context()
 
 
-class HTTPSTransport:
-    """One keep-alive HTTPS connection to a BMC, reopened after any error."""
+def missing_aiohttp(reason: str | None = None) -> RedfishError:
+    """The error of a Redfish call without aiohttp installed (names the package)."""
+    return RedfishError(
+        "the Python package aiohttp is required to talk to BMCs (Redfish), on the Python that runs the modules: "
+        f"pip install aiohttp ({reason or AIOHTTP_IMPORT_ERROR})"
+    )
 
-    def __init__(self, host: str, port: int, context: ssl.SSLContext, scheme: str = "https") -> None:
-        self.host = host
-        self.port = port
-        self.context = context
-        self.scheme = scheme
-        self._conn: http.client.HTTPConnection | None = None
 
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        if self._conn is None:
-            if self.scheme == "http":
-                conn: http.client.HTTPConnection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-            else:
-                conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context)
-            try:
-                conn.connect()
-            except ssl.SSLCertVerificationError:
-                conn.close()
-                raise
-            except OSError as error:
-                conn.close()
-                raise NotSent(str(error)) from error
-            self._conn = conn
-        self._conn.timeout = timeout
-        if self._conn.sock is not None:
-            self._conn.sock.settimeout(timeout)
-        return self._conn
+class HTTPPool:
+    """The HTTP of many BMCs over one aiohttp session, opened in the event loop that first sends: at most ``limit``
+    connections at once (kept alive per BMC), one TLS context per (``ca_path``, ``validate_certs``), no cookies.
 
-    def __call__(
-        self, method: str, path: str, headers: dict[str, str], body: bytes | None, timeout: float
-    ) -> tuple[int, dict[str, str], bytes]:
-        conn = self._connect(timeout)
+    Raises RedfishError naming the package when aiohttp is missing."""
+
+    def __init__(self, limit: int = DEFAULT_CONCURRENCY) -> None:
+        if not HAS_AIOHTTP:
+            raise missing_aiohttp()
         try:
-            conn.request(method, path, body=body, headers=headers)
-            answer = conn.getresponse()
-            data = answer.read()
-        except BaseException:
-            self.close()
-            raise
-        if answer.getheader("Connection", "").lower() == "close":
-            self.close()
-        return answer.status, dict(answer.getheaders()), data
+            import aiohttp  # noqa: PLC0415, F401 - on first use (see HAS_AIOHTTP)
+        except ImportError as error:
+            raise missing_aiohttp(str(error)) from None
+        self.limit = max(1, limit)
+        self._session: aiohttp.ClientSession | None = None
+        self._fresh: aiohttp.ClientSession | None = None  # new connections only (a BMC after its reset)
+        self._contexts: dict[tuple[str | None, bool], ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+
+    def context(self, ca_path: str | None, validate_certs: bool) -> ssl.SSLContext:
+        """The TLS context of this choice, built once."""
+        key = (ca_path or None, bool(validate_certs))
+        with self._lock:
+            if key not in self._contexts:
+                self._contexts[key] = ssl_context(*key)
+            return self._contexts[key]
+
+    def bind(self, host: str, port: int, context: ssl.SSLContext) -> BMCTransport:
+        """The transport of one BMC over this pool."""
+        return BMCTransport(self, host, port, context)
+
+    async def send(
+        self,
+        bmc: BMCTransport,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        *,
+        socket_timeout: float,
+    ) -> Answer:
+        """One request; the answer (status, headers, body), or NotSent, ssl.SSLCertVerificationError, or the error
+        of a request that may have left (aiohttp.ClientError, OSError)."""
+        import aiohttp  # noqa: PLC0415 - loaded by __init__ (see HAS_AIOHTTP)
+
+        session = self._open(fresh=bmc.fresh)
+        limits = aiohttp.ClientTimeout(total=None, sock_connect=socket_timeout, sock_read=socket_timeout)
+        try:
+            async with session.request(
+                method,
+                bmc.base + path,
+                headers=headers,
+                data=body,
+                ssl=bmc.context,
+                timeout=limits,
+                allow_redirects=False,
+            ) as answer:
+                return answer.status, dict(answer.headers), await answer.read()
+        except aiohttp.ClientConnectorCertificateError as error:
+            cause = error.certificate_error
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                raise cause from None
+            raise ssl.SSLCertVerificationError(str(cause)) from None
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+            raise NotSent(f"{type(error).__name__}: {error}") from None
+
+    def _open(self, fresh: bool) -> aiohttp.ClientSession:
+        import aiohttp  # noqa: PLC0415 - loaded by __init__ (see HAS_AIOHTTP)
+
+        session = self._fresh if fresh else self._session
+        if session is None:
+            connector = aiohttp.TCPConnector(limit=self.limit, limit_per_host=0, ttl_dns_cache=300, force_close=fresh)
+            session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=None)
+            )
+            if fresh:
+                self._fresh = session
+            else:
+                self._session = session
+        return session
+
+    async def aclose(self) -> None:
+        """Close the sessions and their connections."""
+        sessions, self._session, self._fresh = (self._session, self._fresh), None, None
+        for session in sessions:
+            if session is not None:
+                await session.close()
+
+
+class BMCTransport:
+    """The transport of one BMC over an :class:`HTTPPool` (a coroutine per request).
+
+    ``close()`` (the client's, and before every poll while a reset BMC comes back) means: no connection opened before
+    now is used again for this BMC; from then on each request has a new connection, as a connection kept alive
+    across a BMC's reset is dead, and a POST sent on one must not be lost."""
+
+    def __init__(self, pool: HTTPPool, host: str, port: int, context: ssl.SSLContext) -> None:
+        self.pool = pool
+        self.base = f"https://{'[' + host + ']' if ':' in host else host}:{port}"
+        self.context = context
+        self.fresh = False
 
     def close(self) -> None:
-        """Close the connection (reopened on the next request)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Use new connections only from now on."""
+        self.fresh = True
+
+    async def __call__(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout: float,  # noqa: ASYNC109 - the limit of each socket operation, not the call's deadline
+    ) -> Answer:
+        """Send over the pool's session."""
+        return await self.pool.send(self, method, path, headers, body, socket_timeout=timeout)
+
+
+class LoopThread:
+    """One asyncio event loop running in one daemon thread: synchronous code runs coroutines on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="bm-redfish-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the loop and wait for its result (from any thread but the loop's own)."""
+        if threading.current_thread() is self._thread:
+            coroutine.close()
+            raise RuntimeError("a synchronous Redfish call from inside its own event loop would never return")
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        """Stop the loop and its thread."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class RedfishBatch:
+    """The Redfish HTTP of one step over many BMCs, for synchronous code: one event loop in one background thread
+    with one :class:`HTTPPool` (at most ``concurrency`` connections). Each :class:`RedfishClient` made with it sends
+    its requests there (``run``), so a step's threads share one session. Close it (or use ``with``) at the end."""
+
+    def __init__(self, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        self.concurrency = max(1, concurrency)
+        self._pool: HTTPPool | None = None
+        self._loop: LoopThread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pool(self) -> HTTPPool:
+        """The session pool (created on first use; RedfishError without aiohttp)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = HTTPPool(self.concurrency)
+            return self._pool
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the batch's loop (started on first use) and return its result."""
+        with self._lock:
+            if self._loop is None:
+                self._loop = LoopThread()
+            loop = self._loop
+        return loop.run(coroutine)
+
+    def close(self) -> None:
+        """Close the session, then stop the loop."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+            pool = self._pool
+        if loop is None:
+            return
+        try:
+            if pool is not None:
+                loop.run(pool.aclose())
+        finally:
+            loop.stop()
+
+    def __enter__(self) -> RedfishBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --- client -------------------------------------------------------------------------------------------------------
 
 
 class RedfishClient:
-    """A Redfish service on one BMC. Use as a context manager so that a session is always deleted."""
+    """A Redfish service on one BMC. Use as a context manager so that a session is always deleted.
+
+    Every request goes through one async path (``request_async``: authentication, the retry policy, the errors).
+    Synchronous code calls the plain methods (``get``, ``patch``...), which run it on the client's
+    :class:`RedfishBatch` (its own batch of one when none is given); asynchronous code (the metrics poller) awaits
+    ``get_async``/``request_async`` in its own loop, over an :class:`HTTPPool` given as ``pool``.
+    """
 
     def __init__(
         self,
@@ -298,9 +485,11 @@ class RedfishClient:
         retries: int = 5,
         warn: Callable[[str], None] | None = None,
         transport: Transport | None = None,
+        batch: RedfishBatch | None = None,
+        pool: HTTPPool | None = None,
         backoff: float = 0.5,
         backoff_max: float = 8.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         host, port = split_address(address, port)
         self.host = host
@@ -312,19 +501,24 @@ class RedfishClient:
         self.retries = max(0, retries)
         self.backoff = backoff
         self.backoff_max = backoff_max
-        self.sleep = sleep
+        self.sleep = sleep  # None: asyncio.sleep between retries, time.sleep while waiting for a reset BMC
         self.etags: dict[str, str] = {}
         self.requests = 0
         self.retried = 0
         self._token: str | None = None
         self._session_path: str | None = None
+        self._batch = batch
+        self._owns_batch = False
         if not validate_certs:
             message = (
                 f"TLS certificate verification is disabled for BMC {host}:{port} (validate_certs=false); "
                 "set ca_path to the BMC's CA bundle instead"
             )
             (warn or _no_warn)(message)
-        self.transport: Transport = transport or HTTPSTransport(host, port, ssl_context(ca_path, validate_certs))
+        if transport is None:
+            pool = pool or self._sync_batch().pool
+            transport = pool.bind(host, port, pool.context(ca_path, validate_certs))
+        self.transport: Transport = transport
 
     @property
     def display(self) -> str:
@@ -337,6 +531,15 @@ class RedfishClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _sync_batch(self) -> RedfishBatch:
+        if self._batch is None:
+            self._batch = RedfishBatch(1)
+            self._owns_batch = True
+        return self._batch
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._sync_batch().run(coroutine)
+
     def set_password(self, password: str) -> None:
         """Use a new password from now on (after changing the connecting account's password)."""
         self._password = password
@@ -348,14 +551,18 @@ class RedfishClient:
     # sessions
     def login(self) -> None:
         """Open a session (``auth: session``); Basic auth needs none."""
+        self._run(self.login_async())
+
+    async def login_async(self) -> None:
+        """:meth:`login`, awaited."""
         if self.auth != "session" or self._token:
             return
         body = {"UserName": self.username, "Password": self._password}
-        answer = self._send("POST", SESSIONS, body, authenticate=False)
+        answer = await self._send_async("POST", SESSIONS, body, authenticate=False)
         token = answer.headers.get("x-auth-token")
         if answer.status not in (200, 201) or not token:
             raise RedfishError(
-                f"BMC {self.display} did not open a session (HTTP {answer.status})",
+                f"BMC {self.display}: login as {self.username!r} returned HTTP {answer.status} without a token",
                 answer.status,
                 answer.body,
                 "POST",
@@ -367,20 +574,30 @@ class RedfishClient:
 
     def logout(self) -> None:
         """Delete the session if there is one (errors ignored: the BMC may be rebooting)."""
+        if self._token and self._session_path:
+            self._run(self.logout_async())
+        self._token = self._session_path = None
+
+    async def logout_async(self) -> None:
+        """:meth:`logout`, awaited."""
         path, self._session_path = self._session_path, None
         if self._token and path:
             with contextlib.suppress(RedfishError):
-                self._send("DELETE", path, None, retry=False)
+                await self._send_async("DELETE", path, None, retry=False)
         self._token = None
 
     def close(self) -> None:
-        """Delete the session and close the connection."""
+        """Delete the session and close the connection (and the client's own batch, if it made one)."""
         try:
             self.logout()
         finally:
             close = getattr(self.transport, "close", None)
             if close is not None:
                 close()
+            if self._owns_batch and self._batch is not None:
+                self._batch.close()
+                self._batch = None
+                self._owns_batch = False
 
     def check_credentials(self, username: str, password: str) -> bool:
         """Whether the BMC accepts these credentials: one Basic-authenticated GET (no session, nothing written).
@@ -403,21 +620,29 @@ class RedfishClient:
     # requests
     def get(self, path: str) -> dict[str, Any]:
         """GET a resource's JSON; remembers its ETag for a later PATCH."""
-        answer = self.request("GET", path)
-        etag = answer.headers.get("etag") or (answer.body or {}).get("@odata.etag")
+        return self._run(self.get_async(path))
+
+    async def get_async(self, path: str) -> dict[str, Any]:
+        """:meth:`get`, awaited."""
+        answer = await self.request_async("GET", path)
+        etag = answer.headers.get("etag") or (answer.body if isinstance(answer.body, dict) else {}).get("@odata.etag")
         if etag:
             self.etags[_key(path)] = etag
         return answer.body if isinstance(answer.body, dict) else {}
 
     def patch(self, path: str, body: Mapping[str, Any]) -> Response:
         """PATCH with If-Match from the last GET; a 412 refreshes the ETag once."""
+        return self._run(self.patch_async(path, body))
+
+    async def patch_async(self, path: str, body: Mapping[str, Any]) -> Response:
+        """:meth:`patch`, awaited."""
         try:
-            return self.request("PATCH", path, body, headers=self._if_match(path))
+            return await self.request_async("PATCH", path, body, headers=self._if_match(path))
         except RedfishError as error:
             if error.status != 412:
                 raise
-            self.get(path)
-            return self.request("PATCH", path, body, headers=self._if_match(path))
+            await self.get_async(path)
+            return await self.request_async("PATCH", path, body, headers=self._if_match(path))
 
     def post(self, path: str, body: Mapping[str, Any]) -> Response:
         """POST (actions, creations)."""
@@ -435,17 +660,35 @@ class RedfishClient:
         self, method: str, path: str, body: Mapping[str, Any] | None = None, headers: dict[str, str] | None = None
     ) -> Response:
         """One authenticated request; a 2xx answer or an exception. Re-logs in once if the session ended."""
-        self.login()
+        return self._run(self.request_async(method, path, body, headers))
+
+    async def request_async(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        """:meth:`request`, awaited."""
+        await self.login_async()
         try:
-            return self._send(method, path, body, headers=headers)
+            return await self._send_async(method, path, body, headers=headers)
         except RedfishAuthError:
             if self.auth != "session" or not self._token:
                 raise
             self._token = self._session_path = None  # the session ended (BMC reset, idle timeout): log in again
-            self.login()
-            return self._send(method, path, body, headers=headers)
+            await self.login_async()
+            return await self._send_async(method, path, body, headers=headers)
 
-    def _send(  # noqa: PLR0912 - one place for the whole retry policy
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        *,
+        headers: dict[str, str] | None = None,
+        authenticate: bool = True,
+        retry: bool = True,
+    ) -> Response:
+        return self._run(self._send_async(method, path, body, headers=headers, authenticate=authenticate, retry=retry))
+
+    async def _send_async(  # noqa: PLR0912 - one place for the whole retry policy
         self,
         method: str,
         path: str,
@@ -473,17 +716,18 @@ class RedfishClient:
             delay: float | None = None
             try:
                 self.requests += 1
-                status, answer_headers, raw = self.transport(method, path, all_headers, data, self.timeout)
+                sent = self.transport(method, path, all_headers, data, self.timeout)
+                status, answer_headers, raw = await sent if inspect.isawaitable(sent) else sent
             except ssl.SSLCertVerificationError as error:
                 raise RedfishTLSError(
-                    f"TLS certificate of BMC {self.display} failed verification ({error.verify_message}); "
-                    "give its CA with ca_path",
+                    f"TLS certificate of BMC {self.display} failed verification "
+                    f"({error.verify_message or error}); give its CA with ca_path",
                     method=method,
                     path=path,
                 ) from None
             except NotSent as error:
                 last = error
-            except (OSError, http.client.HTTPException) as error:
+            except _sent_errors() as error:
                 last = error
                 if method == "POST":
                     # the request may have been carried out: never run an action twice
@@ -491,6 +735,7 @@ class RedfishClient:
                         f"BMC {self.display}: connection lost during {method} {path} ({error!r}); not retried",
                         method=method,
                         path=path,
+                        last=repr(error),
                     ) from None
             else:
                 answer = Response(status, answer_headers, _parse(raw))
@@ -521,13 +766,18 @@ class RedfishClient:
             self.retried += 1
             wait = min(self.backoff_max, self.backoff * (2**attempt))
             wait = max(wait, min(delay or 0.0, self.backoff_max))
-            self.sleep(wait * (0.8 + 0.4 * random.random()))  # noqa: S311 - jitter, not cryptography
+            wait *= 0.8 + 0.4 * random.random()  # noqa: S311 - jitter, not cryptography
+            if self.sleep is None:
+                await asyncio.sleep(wait)
+            else:
+                self.sleep(wait)
         raise RedfishUnavailableError(
             f"BMC {self.display}: {method} {path} still failing after {attempts} attempt(s): {last}",
             getattr(last, "status", None),
             getattr(last, "body", None),
             method,
             path,
+            last=f"{last} after {attempts} attempt(s)",
         )
 
     # readiness
@@ -546,6 +796,7 @@ class RedfishClient:
         down_deadline = start + timeout / 3
         last = "no answer"
         seen_down = settle <= 0
+        sleep = self.sleep or time.sleep
         while True:
             if close is not None:
                 close()
@@ -568,7 +819,7 @@ class RedfishClient:
                 raise RedfishUnavailableError(
                     f"BMC {self.display} did not come back within {timeout:.0f} s after its reset (last: {last})"
                 )
-            self.sleep(wait)
+            sleep(wait)
 
 
 def _no_warn(message: str) -> None:
@@ -655,7 +906,15 @@ def on_bmcs(
     warn: Callable[[str], None],
 ) -> None:
     """``work(client, item)`` for the BMC of every active item, ``concurrency`` at once, each with its own client,
-    deadline and retries. A BMC that fails (RedfishError) or cannot be addressed fails its item alone, with why."""
+    deadline and retries. A BMC that fails (RedfishError) or cannot be addressed fails its item alone, with why.
+
+    The work runs in threads (the step code is synchronous); the HTTP of every BMC goes through one
+    :class:`RedfishBatch` (one event loop, one aiohttp session) for the whole step. Without aiohttp the step fails
+    before any BMC, naming the package (RedfishError)."""
+    todo = active(items)
+    if not todo:
+        return
+    concurrency = int(params.get("concurrency") or DEFAULT_CONCURRENCY)
     warned: set[str] = set()
     lock = threading.Lock()
 
@@ -667,7 +926,7 @@ def on_bmcs(
 
     def one(item: dict[str, Any]) -> None:
         try:
-            client = client_from_params(bmc_params_for(params, item), warn=warn_once)
+            client = client_from_params(bmc_params_for(params, item), warn=warn_once, batch=batch)
         except ValueError as exc:
             fail(item, "no_bmc_address" if "address" in str(exc) else "no_credentials", str(exc))
             return
@@ -680,7 +939,9 @@ def on_bmcs(
         finally:
             item["facts"]["bmc_requests"] = item["facts"].get("bmc_requests", 0) + client.requests
 
-    concurrently(active(items), one, int(params.get("concurrency") or DEFAULT_CONCURRENCY))
+    with RedfishBatch(min(concurrency, len(todo))) as batch:
+        batch.pool  # noqa: B018 - fails here, once, when aiohttp is missing
+        concurrently(todo, one, concurrency)
 
 
 # --- small typed resource views (sushy-like) -----------------------------------------------------------------------
@@ -704,6 +965,10 @@ class ComputerSystem:
         self.boot_targets: list[str] | None = boot.get("BootSourceOverrideTarget@Redfish.AllowableValues")
         self.reset_target: str = reset.get("target") or f"{SYSTEM}/Actions/ComputerSystem.Reset"
         self.reset_types: list[str] | None = reset.get("ResetType@Redfish.AllowableValues")
+        self.processor_summary: Mapping[str, Any] = body.get("ProcessorSummary") or {}
+        self.memory_summary: Mapping[str, Any] = body.get("MemorySummary") or {}
+        links = body.get("Links") or {}
+        self.chassis_paths: list[str] = [p for p in (_odata(c) for c in links.get("Chassis") or []) if p]
 
     def boot_override(self) -> dict[str, str]:
         """The current one-time/continuous override."""
@@ -726,6 +991,26 @@ class Manager:
         self.snmp_path: str = _odata(links.get("SNMPService")) or f"{MANAGER}/SnmpService"
         self.license_path: str | None = _odata(links.get("LicenseService"))
         self.network_protocol_path: str = _odata(body.get("NetworkProtocol")) or f"{MANAGER}/NetworkProtocol"
+
+
+class Chassis:
+    """The parts of a ``Chassis`` member the metrics poller uses: the links to its power and thermal resources, the
+    DMTF model (``PowerSubsystem``, ``ThermalSubsystem``, ``EnvironmentMetrics``) and the deprecated one (``Power``,
+    ``Thermal``); None where the chassis links none."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self.raw = body
+        self.path: str | None = _odata(body)
+        self.power_path = _odata(body.get("Power"))
+        self.thermal_path = _odata(body.get("Thermal"))
+        self.power_subsystem_path = _odata(body.get("PowerSubsystem"))
+        self.thermal_subsystem_path = _odata(body.get("ThermalSubsystem"))
+        self.environment_metrics_path = _odata(body.get("EnvironmentMetrics"))
+
+
+def link(body: Mapping[str, Any] | None, name: str) -> str | None:
+    """The path ``body[name]`` links (without a trailing slash), or None."""
+    return _odata((body or {}).get(name))
 
 
 def _odata(link: Any) -> str | None:

@@ -3,11 +3,14 @@
 """Redfish metrics of many BMCs, polled concurrently in one process: the logic behind ``bm.lifecycle.redfish_metrics``.
 
 - :func:`collect` reads one BMC through an injected ``fetch(path)`` (the plan's three GETs, concurrently; falling back
-  to ``PowerSubsystem``/``ThermalSubsystem``/``EnvironmentMetrics`` when ``Power``/``Thermal`` are absent) and returns
-  the plan's metrics. Pure of I/O: unit tests give it recorded JSON.
-- :func:`poll_fleet` runs :func:`collect` for every target over one aiohttp session: bounded concurrency (a
-  semaphore and the connector's limit), a per-BMC deadline, HTTP Basic auth (no session to leak), bounded retries on
-  503 and connection errors. One failing BMC is logged and counted; the others are unaffected.
+  to ``PowerSubsystem``/``ThermalSubsystem``/``EnvironmentMetrics`` when ``Power``/``Thermal`` are absent) through
+  the resource views of ``_redfish`` (ComputerSystem, Chassis, collection members) and returns the plan's metrics.
+  Pure of I/O: unit tests give it recorded JSON.
+- :func:`poll_fleet` runs :func:`collect` for every target with a ``_redfish.RedfishClient`` each (HTTP Basic auth:
+  no session to leak), over one ``_redfish.HTTPPool`` (one aiohttp session, the TLS contexts): the collection's one
+  Redfish transport, retry policy (bounded retries on 503/busy/connection errors, Retry-After) and TLS setup. Bounded
+  concurrency (a semaphore and the pool's limit), a per-BMC deadline. One failing BMC is logged and counted; the
+  others are unaffected.
 - :func:`write_outputs`: the plan's JSON file per device per poll (retention bounded per device), a Prometheus
   textfile-collector file (written atomically), and the rows for NetBox's bulk PATCH.
 """
@@ -15,37 +18,33 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime
 import json
 import os
-import random
-import ssl
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-try:
-    import aiohttp
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
+    CHASSIS,
+    SYSTEMS,
+    Chassis,
+    ComputerSystem,
+    HTTPPool,
+    RedfishAuthError,
+    RedfishClient,
+    RedfishError,
+    RedfishUnavailableError,
+    link,
+    members,
+)
 
-    HAS_AIOHTTP = True
-    AIOHTTP_IMPORT_ERROR: str | None = None
-except ImportError as _error:  # pragma: no cover - reported by the module with missing_required_lib
-    HAS_AIOHTTP = False
-    AIOHTTP_IMPORT_ERROR = str(_error)
-
-SYSTEMS = "/redfish/v1/Systems/"
-CHASSIS_COLLECTION = "/redfish/v1/Chassis/"
 HEALTH_RANK = {"OK": 0, "Warning": 1, "Critical": 2}
 HEALTH_NAMES = {v: k for k, v in HEALTH_RANK.items()}
 INLET_WORDS = ("inlet", "ambient")
 
 Fetch = Callable[[str], Awaitable[Any]]
-
-
-class NotFound(Exception):
-    """The resource does not exist (HTTP 404)."""
 
 
 class PollError(Exception):
@@ -82,10 +81,10 @@ def same_path(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.rstrip("/") == b.rstrip("/")
 
 
-def system_metrics(system: Mapping[str, Any]) -> dict[str, Any]:
+def system_metrics(system: ComputerSystem) -> dict[str, Any]:
     """CPU count and health, memory total and health, from the system (first member of ``Systems``)."""
-    cpu = system.get("ProcessorSummary") or {}
-    memory = system.get("MemorySummary") or {}
+    cpu = system.processor_summary
+    memory = system.memory_summary
     return {
         "cpu": {"count": cpu.get("Count"), "health": _status_health(cpu)},
         "memory": {"total_gb": _num(memory.get("TotalSystemMemoryGiB")), "health": _status_health(memory)},
@@ -196,25 +195,16 @@ def thermal_metrics(thermal: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _link(body: Mapping[str, Any] | None, name: str) -> str | None:
-    value = (body or {}).get(name)
-    if isinstance(value, Mapping) and isinstance(value.get("@odata.id"), str):
-        return value["@odata.id"]
-    return None
-
-
 async def _optional(fetch: Fetch, path: str | None) -> Any:
+    """The resource at ``path``; None when there is no link or the BMC has no such resource (HTTP 404)."""
     if not path:
         return None
     try:
         return await fetch(path)
-    except NotFound:
-        return None
-
-
-def _member_paths(collection: Mapping[str, Any] | None) -> list[str]:
-    members = (collection or {}).get("Members") or []
-    return [m["@odata.id"] for m in members if isinstance(m, Mapping) and isinstance(m.get("@odata.id"), str)]
+    except RedfishError as error:
+        if error.status == 404:
+            return None
+        raise
 
 
 async def _members(fetch: Fetch, path: str | None) -> list[Mapping[str, Any]] | None:
@@ -222,18 +212,18 @@ async def _members(fetch: Fetch, path: str | None) -> list[Mapping[str, Any]] | 
     collection = await _optional(fetch, path)
     if not isinstance(collection, Mapping):
         return None
-    bodies = await asyncio.gather(*(_optional(fetch, p) for p in _member_paths(collection)))
+    bodies = await asyncio.gather(*(_optional(fetch, p) for p in members(collection)))
     return [b for b in bodies if isinstance(b, Mapping)]
 
 
-async def _new_power(fetch: Fetch, chassis: Mapping[str, Any]) -> dict[str, Any] | None:
+async def _new_power(fetch: Fetch, chassis: Chassis) -> dict[str, Any] | None:
     """Power from EnvironmentMetrics + PowerSubsystem (iLO 6, other vendors); None if neither answers."""
     env, sub = await asyncio.gather(
-        _optional(fetch, _link(chassis, "EnvironmentMetrics")), _optional(fetch, _link(chassis, "PowerSubsystem"))
+        _optional(fetch, chassis.environment_metrics_path), _optional(fetch, chassis.power_subsystem_path)
     )
     if env is None and sub is None:
         return None
-    supplies = await _members(fetch, _link(sub, "PowerSupplies"))
+    supplies = await _members(fetch, link(sub, "PowerSupplies"))
     return {
         "consumed_watts": _num(((env or {}).get("PowerWatts") or {}).get("Reading")),
         **_supplies(supplies),
@@ -241,13 +231,13 @@ async def _new_power(fetch: Fetch, chassis: Mapping[str, Any]) -> dict[str, Any]
     }
 
 
-async def _new_thermal(fetch: Fetch, chassis: Mapping[str, Any]) -> dict[str, Any] | None:
+async def _new_thermal(fetch: Fetch, chassis: Chassis) -> dict[str, Any] | None:
     """Temperatures and fans from ThermalSubsystem (ThermalMetrics, Fans); None if it does not answer."""
-    sub = await _optional(fetch, _link(chassis, "ThermalSubsystem"))
+    sub = await _optional(fetch, chassis.thermal_subsystem_path)
     if not isinstance(sub, Mapping):
         return None
     metrics, fans = await asyncio.gather(
-        _optional(fetch, _link(sub, "ThermalMetrics")), _members(fetch, _link(sub, "Fans"))
+        _optional(fetch, link(sub, "ThermalMetrics")), _members(fetch, link(sub, "Fans"))
     )
     metrics = metrics or {}
     sensors = [r for r in metrics.get("TemperatureReadingsCelsius") or [] if isinstance(r, Mapping)]
@@ -283,25 +273,25 @@ async def collect(fetch: Fetch) -> dict[str, Any]:
     that system links (else the first member of ``Chassis``). The DMTF model (``PowerSubsystem``,
     ``ThermalSubsystem``, ``EnvironmentMetrics``) is read when the chassis links it, the deprecated ``Power`` and
     ``Thermal`` otherwise; what neither gives stays unknown (None)."""
-    systems, chassis_collection = await asyncio.gather(fetch(SYSTEMS), fetch(CHASSIS_COLLECTION))
-    system_paths, chassis_paths = _member_paths(systems), _member_paths(chassis_collection)
+    systems, chassis_collection = await asyncio.gather(fetch(SYSTEMS), fetch(CHASSIS))
+    system_paths, chassis_paths = members(systems), members(chassis_collection)
     if not system_paths:
         raise PollError(f"GET {SYSTEMS}: no member in the Systems collection")
     first_chassis = chassis_paths[0] if chassis_paths else None
-    system, chassis = await asyncio.gather(fetch(system_paths[0]), _optional(fetch, first_chassis))
-    linked = [c.get("@odata.id") for c in ((system.get("Links") or {}).get("Chassis") or []) if isinstance(c, Mapping)]
-    wanted = _pick(chassis_paths, [p for p in linked if isinstance(p, str)])
+    system_body, chassis_body = await asyncio.gather(fetch(system_paths[0]), _optional(fetch, first_chassis))
+    system = ComputerSystem(system_body)
+    wanted = _pick(chassis_paths, system.chassis_paths)
     if wanted is not None and not same_path(wanted, first_chassis):
-        chassis = await _optional(fetch, wanted)
-    chassis = chassis if isinstance(chassis, Mapping) else {}
+        chassis_body = await _optional(fetch, wanted)
+    chassis = Chassis(chassis_body if isinstance(chassis_body, Mapping) else {})
     metrics = system_metrics(system)
     new_power, new_thermal = await asyncio.gather(_new_power(fetch, chassis), _new_thermal(fetch, chassis))
     # The deprecated resources as fallback; also for the watts alone where EnvironmentMetrics has no PowerWatts
     # (iLO 6 firmware before 1.68).
     want_power = new_power is None or new_power["consumed_watts"] is None
     old_power, old_thermal = await asyncio.gather(
-        _optional(fetch, _link(chassis, "Power") if want_power else None),
-        _optional(fetch, _link(chassis, "Thermal") if new_thermal is None else None),
+        _optional(fetch, chassis.power_path if want_power else None),
+        _optional(fetch, chassis.thermal_path if new_thermal is None else None),
     )
     old = power_metrics(old_power) if isinstance(old_power, Mapping) else None
     if new_power is None:
@@ -328,98 +318,60 @@ async def collect(fetch: Fetch) -> dict[str, Any]:
 # --- polling (aiohttp) --------------------------------------------------------------------------------------------
 
 
-def redfish_error(raw: bytes) -> str:
-    """`` MessageId: message`` of a Redfish error body (``error.@Message.ExtendedInfo[0]``, else ``error.code``),
-    or ``""`` when the body is not one; the first 200 characters only."""
-    try:
-        error = json.loads(raw.decode("utf-8", "replace")).get("error") or {}
-    except (ValueError, AttributeError):
-        return ""
-    if not isinstance(error, Mapping):
-        return ""
-    infos = [i for i in error.get("@Message.ExtendedInfo") or [] if isinstance(i, Mapping)]
-    first = infos[0] if infos else {}
-    message_id = first.get("MessageId") or error.get("code")
-    message = first.get("Message") or (error.get("message") if not infos else None)
-    text = ": ".join(str(part) for part in (message_id, message) if part)
-    return f" {text[:200]}" if text else ""
+def poll_error(error: RedfishError) -> str:
+    """What failed, for the journal and the log: the request and how (no secrets)."""
+    where = f"{error.method} {error.path}: " if error.path else ""
+    if isinstance(error, RedfishAuthError):
+        return f"{where}HTTP 401: wrong credentials"
+    if isinstance(error, RedfishUnavailableError):
+        return f"{where}{error.last}"
+    return str(error)
 
 
-def _ssl_for(target: Mapping[str, Any], cache: dict[tuple[str | None, bool], ssl.SSLContext]) -> ssl.SSLContext:
-    key = (target.get("ca_path"), bool(target.get("validate_certs", True)))
-    if key not in cache:
-        ca_path, verify = key
-        if not verify:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        elif ca_path and os.path.isdir(ca_path):
-            context = ssl.create_default_context(capath=ca_path)
-        else:
-            context = ssl.create_default_context(cafile=ca_path or None)
-        cache[key] = context
-    return cache[key]
+def _quiet(_message: str) -> None:
+    """validate_certs=false is warned about once per cycle by the module, not once per BMC."""
 
 
 async def _poll_one(
-    session: Any,
+    pool: HTTPPool,
     target: Mapping[str, Any],
     *,
     semaphore: asyncio.Semaphore,
-    contexts: dict[tuple[str | None, bool], ssl.SSLContext],
     deadline: float,
     retries: int,
     backoff: float,
 ) -> dict[str, Any]:
-    name = target["name"]
-    host, port = target["address"], target.get("port") or 443
-    base = f"https://{'[' + host + ']' if ':' in host else host}:{port}"
-    token = base64.b64encode(f"{target['username']}:{target['password']}".encode()).decode()
-    headers = {"Authorization": f"Basic {token}", "Accept": "application/json", "OData-Version": "4.0"}
-    context = _ssl_for(target, contexts)
-    counts = {"requests": 0, "retries": 0}
-
-    async def fetch(path: str) -> Any:
-        for attempt in range(retries + 1):
-            counts["requests"] += 1
-            try:
-                async with session.get(base + path, headers=headers, ssl=context) as answer:
-                    if answer.status == 200:
-                        return await answer.json(content_type=None)
-                    if answer.status == 404:
-                        raise NotFound(path)
-                    detail = redfish_error(await answer.read())
-                    if answer.status == 401:
-                        raise PollError(f"GET {path}: HTTP 401{detail}: wrong credentials")
-                    if answer.status != 503:
-                        raise PollError(f"GET {path}: HTTP {answer.status}{detail}")
-                    reason = f"GET {path}: HTTP 503{detail}"
-            except aiohttp.ClientConnectorCertificateError as error:
-                raise PollError(f"GET {path}: TLS verification failed: {error.certificate_error}") from None
-            except (aiohttp.ClientError, OSError) as error:
-                reason = f"GET {path}: {type(error).__name__}: {error}"
-            if attempt == retries:
-                raise PollError(reason)
-            counts["retries"] += 1
-            await asyncio.sleep(backoff * (2**attempt) * (0.5 + random.random()))  # noqa: S311 - jitter
-        raise PollError("unreachable")  # pragma: no cover
-
+    client = RedfishClient(
+        target["address"],
+        target["username"],
+        target["password"],
+        port=target.get("port") or 443,
+        ca_path=target.get("ca_path"),
+        validate_certs=bool(target.get("validate_certs", True)),
+        timeout=deadline,
+        retries=retries,
+        backoff=backoff,
+        warn=_quiet,
+        pool=pool,
+    )
     started = time.monotonic()
-    result: dict[str, Any] = {"name": name, "device_id": target.get("device_id"), "ok": False}
+    result: dict[str, Any] = {"name": target["name"], "device_id": target.get("device_id"), "ok": False}
     async with semaphore:
         started = time.monotonic()
         try:
             async with asyncio.timeout(deadline):
-                result["metrics"] = await collect(fetch)
+                result["metrics"] = await collect(client.get_async)
                 result["ok"] = True
         except TimeoutError:
             result["error"] = f"no complete answer within {deadline:g} s"
-        except (PollError, NotFound) as error:
-            result["error"] = f"GET {error}: HTTP 404 (not found)" if isinstance(error, NotFound) else str(error)
+        except RedfishError as error:
+            result["error"] = poll_error(error)
+        except PollError as error:
+            result["error"] = str(error)
         except (ValueError, KeyError, TypeError) as error:
             result["error"] = f"unexpected answer: {type(error).__name__}: {error}"
     result["seconds"] = round(time.monotonic() - started, 3)
-    result.update(counts)
+    result.update(requests=client.requests, retries=client.retried)
     return result
 
 
@@ -433,26 +385,18 @@ async def poll_fleet(
 ) -> list[dict[str, Any]]:
     """Poll every target (``name, address, port, username, password, ca_path, validate_certs, device_id``)."""
     semaphore = asyncio.Semaphore(max(1, concurrency))
-    contexts: dict[tuple[str | None, bool], ssl.SSLContext] = {}
-    connector = aiohttp.TCPConnector(limit=max(1, concurrency), limit_per_host=0, ttl_dns_cache=300)
-    client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, deadline))
-    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+    pool = HTTPPool(concurrency)
+    try:
         return list(
             await asyncio.gather(
                 *(
-                    _poll_one(
-                        session,
-                        t,
-                        semaphore=semaphore,
-                        contexts=contexts,
-                        deadline=deadline,
-                        retries=retries,
-                        backoff=backoff,
-                    )
+                    _poll_one(pool, t, semaphore=semaphore, deadline=deadline, retries=retries, backoff=backoff)
                     for t in targets
                 )
             )
         )
+    finally:
+        await pool.aclose()
 
 
 def run_poll(targets: Sequence[Mapping[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:

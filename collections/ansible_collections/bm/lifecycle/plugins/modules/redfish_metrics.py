@@ -212,10 +212,12 @@ from typing import Any
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
-from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import BMC_ARGUMENT_SPEC
-from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics import (
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
     AIOHTTP_IMPORT_ERROR,
+    BMC_ARGUMENT_SPEC,
     HAS_AIOHTTP,
+)
+from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics import (
     journal_changes,
     prometheus_text,
     read_standing,

@@ -1,10 +1,15 @@
-"""Small helpers the tests share: paths, the stack's env file, running ansible-playbook as a user would."""
+"""Small helpers the tests share: paths, the stack's env file, running ansible-playbook as a user would, the base of
+the fake NetBox clients."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -57,3 +62,42 @@ def textfile_samples(path: Path) -> dict[str, float]:
             key, value = line.rsplit(" ", 1)
             samples[key] = float(value)
     return samples
+
+
+@dataclass
+class NetBoxCall:
+    """One request a fake NetBox is asked: ``path`` relative to NetBox's root (``/api/dcim/devices/``), ``params`` and
+    ``body`` as the caller gave them (no JSON or URL round trip), ``timeout`` the caller's (None: the client's)."""
+
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    body: Any = None
+    timeout: float | None = None
+
+
+class FakeNetBoxClient(NetBoxClient):
+    """The base of the unit tests' fake NetBoxes: a real :class:`NetBoxClient` (so ``get``, ``post``, ``patch``,
+    ``list`` and the module's helpers run as they do against NetBox) whose every request is answered by
+    :meth:`answer` instead of the network. ``request`` - the one method the client's other methods send through - is
+    overridden here only, so its signature lives in one place; ``requests`` counts the calls."""
+
+    use_endpoints = False  # list reads and bulk writes come through request() too, not pynetbox's Endpoints
+
+    def __init__(self, url: str = "http://netbox.invalid", token: str = "nbt_testkey00001.secret") -> None:
+        super().__init__(url, token)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        self.requests += 1
+        return self.answer(NetBoxCall(method, path, params, body, timeout))
+
+    def answer(self, call: NetBoxCall) -> Any:
+        """The decoded JSON NetBox would answer ``call`` with; raise NetBoxError for an HTTP error or an outage."""
+        raise NotImplementedError

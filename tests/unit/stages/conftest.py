@@ -7,36 +7,29 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient, NetBoxError
+from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxError
+from helpers import FakeNetBoxClient, NetBoxCall
 
 Route = Any  # a response body, or a callable(params, body) -> body; NetBoxError instances are raised
 
 
-class FakeNetBox(NetBoxClient):
-    """A NetBoxClient whose ``request`` answers from a table of (method, path) -> body, recording every call."""
+class FakeNetBox(FakeNetBoxClient):
+    """A NetBox client that answers from a table of (method, path) -> body, recording every call."""
 
     def __init__(self, routes: dict[tuple[str, str], Route]) -> None:
-        super().__init__("http://netbox.invalid", "nbt_testkey00001.secret")
+        super().__init__()
         self.routes = routes
         self.calls: list[tuple[str, str, dict[str, Any] | None, Any]] = []
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None = None,
-        body: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
-        self.requests += 1
-        self.calls.append((method, path, params, body))
-        if (method, path) not in self.routes:
-            raise NetBoxError(f"unexpected {method} {path}", 404)
-        answer = self.routes[(method, path)]
+    def answer(self, call: NetBoxCall) -> Any:
+        self.calls.append((call.method, call.path, call.params, call.body))
+        if (call.method, call.path) not in self.routes:
+            raise NetBoxError(f"unexpected {call.method} {call.path}", 404)
+        answer = self.routes[(call.method, call.path)]
         if isinstance(answer, NetBoxError):
             raise answer
         if callable(answer):
-            return answer(params or {}, body)
+            return answer(call.params or {}, call.body)
         return answer
 
     def writes(self) -> list[tuple[str, str, Any]]:

@@ -1,9 +1,12 @@
-"""The NetBox client: retries with backoff on 5xx/timeouts/connection errors, none on 4xx, tokens, select fields."""
+"""The NetBox client against a real HTTP server on loopback: retries with backoff on 5xx/timeouts/connection errors,
+none on 4xx, a POST never sent twice, per-request timeouts, tokens, the request counter, list and bulk helpers; select
+fields."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,15 +19,24 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
     same_value,
     unwrap,
 )
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient, NetBoxError, NetBoxUnreachable
+from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
+    NetBoxClient,
+    NetBoxError,
+    NetBoxUnreachable,
+    bulk_write,
+    read_devices,
+)
 from integration.events.redis_server import free_port
+
+DROP = -1  # a status that closes the connection after reading the request, without answering
 
 
 class Script:
-    """Answers to give, in order (the last one repeats), and what was asked."""
+    """Answers to give, in order (the last one repeats), how long to wait before each, and what was asked."""
 
     def __init__(self) -> None:
         self.answers: list[tuple[int, Any]] = [(200, {})]
+        self.delay = 0.0
         self.seen: list[dict[str, Any]] = []
 
 
@@ -37,9 +49,21 @@ def server() -> Iterator[tuple[str, Script]]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             script.seen.append(
-                {"method": self.command, "path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "auth": self.headers.get("Authorization"),
+                    "agent": self.headers.get("User-Agent"),
+                    "type": self.headers.get("Content-Type"),
+                    "body": body,
+                }
             )
             status, answer = script.answers.pop(0) if len(script.answers) > 1 else script.answers[0]
+            if script.delay:
+                time.sleep(script.delay)
+            if status == DROP:
+                self.close_connection = True
+                return
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -173,3 +197,156 @@ def test_same_value_compares_instants_and_empties() -> None:
     assert not same_value(None, "2026-11-25T05:00:00Z")
     assert same_value({"value": "staged", "label": "staged"}, "staged")
     assert parse_time("nonsense") is None
+
+
+def test_user_agent_is_the_callers_name_and_a_body_is_json(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(201, {"id": 1})]
+    nb = NetBoxClient(url, "nbt_testkey00001.0123456789", user_agent="bm.lifecycle.stage_batch")
+    assert nb.post("/api/extras/journal-entries/", {"comments": "x"}) == {"id": 1}
+    assert script.seen[0]["agent"] == "bm.lifecycle.stage_batch"
+    assert script.seen[0]["type"] == "application/json"
+    assert json.loads(script.seen[0]["body"]) == {"comments": "x"}
+
+
+def test_a_v2_token_is_bearer_on_list_and_bulk_requests_too(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"count": 0, "next": None, "results": []}), (201, [{"id": 1}])]
+    nb = client(url, [], token="nbt_abc")  # the prefix decides, as documented for netbox_token
+    nb.list("/api/dcim/devices/")
+    bulk_write(nb, "POST", "/api/extras/journal-entries/", [{"comments": "x"}])
+    assert [seen["auth"] for seen in script.seen] == ["Bearer nbt_abc", "Bearer nbt_abc"]
+
+
+def test_4xx_is_a_netbox_error_with_status_and_decoded_body(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(400, {"name": ["This field is required."]})]
+    nb = client(url, [])
+    with pytest.raises(NetBoxError, match=r"NetBox POST /api/dcim/interfaces/: HTTP 400: .*required") as caught:
+        nb.post("/api/dcim/interfaces/", {"device": 1})
+    assert caught.value.status == 400
+    assert caught.value.body == {"name": ["This field is required."]}
+    assert not caught.value.retryable
+
+
+def test_get_whose_connection_broke_after_sending_is_retried(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(DROP, None), (200, {"ok": True})]
+    sleeps: list[float] = []
+    nb = client(url, sleeps)
+    assert nb.get("/api/status/") == {"ok": True}
+    assert nb.requests == 2
+    assert len(sleeps) == 1
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_write_whose_connection_broke_after_sending_is_not_sent_again_unless_idempotent(
+    server: tuple[str, Script], method: str
+) -> None:
+    url, script = server
+    script.answers = [(DROP, None), (200, {"id": 1})]
+    nb = client(url, [])
+    if method == "POST":
+        with pytest.raises(NetBoxUnreachable, match="may or may not have been applied") as caught:
+            nb.post("/api/extras/journal-entries/", {"comments": "x"})
+        assert caught.value.retryable
+        assert nb.requests == 1
+        assert [seen["method"] for seen in script.seen] == ["POST"]
+    else:  # PATCH is idempotent: sent again
+        assert nb.patch("/api/dcim/devices/1/", {"serial": "x"}) == {"id": 1}
+        assert nb.requests == 2
+
+
+def test_timeout_is_per_request(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"id": 1})] * 4 + [(200, [{"id": 1}])]
+    script.delay = 0.6
+    nb = NetBoxClient(url, "nbt_testkey00001.0123456789", timeout=0.2, tries=2, sleep=lambda _s: None)
+    with pytest.raises(NetBoxUnreachable, match=r"did not answer GET /api/status/ after 2 tries \(.*timed out"):
+        nb.get("/api/status/")
+    assert nb.requests == 2  # a GET that timed out is sent again
+    with pytest.raises(NetBoxUnreachable, match="may or may not have been applied"):
+        nb.post("/api/extras/journal-entries/", {"comments": "x"})  # the client's 0.2 s
+    assert nb.post("/api/extras/journal-entries/", {"comments": "x"}, timeout=5) == {"id": 1}
+    assert nb.patch("/api/dcim/devices/", [{"id": 1}], timeout=5) == [{"id": 1}]  # a bulk write
+
+
+def test_bulk_write_waits_longer_than_one_request(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(201, [{"id": 1}, {"id": 2}])]
+    script.delay = 0.6
+    nb = NetBoxClient(url, "nbt_testkey00001.0123456789", timeout=0.3, tries=1)
+    assert bulk_write(nb, "POST", "/api/extras/journal-entries/", [{"comments": "a"}, {"comments": "b"}]) == [
+        {"id": 1},
+        {"id": 2},
+    ]  # 0.3 s + 1 s per row
+    assert nb.requests == 1
+
+
+def test_bulk_write_sends_a_refused_chunk_again_row_by_row(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [
+        (400, [{}, {"name": ["exists"]}]),
+        (201, {"id": 1, "name": "eth0"}),
+        (400, {"name": ["exists"]}),
+    ]
+    nb = client(url, [])
+    rows = [{"device": 1, "name": "eth0"}, {"device": 1, "name": "eth1"}]
+    first, second = bulk_write(nb, "POST", "/api/dcim/interfaces/", rows)
+    assert first == {"id": 1, "name": "eth0"}
+    assert isinstance(second, NetBoxError) and second.status == 400
+    assert [json.loads(seen["body"]) for seen in script.seen] == [rows, rows[0], rows[1]]
+    assert nb.requests == 3
+
+
+def test_bulk_patch_answers_by_id_and_an_outage_raises(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, [{"id": 2, "serial": "b"}, {"id": 1, "serial": "a"}])]
+    nb = client(url, [])
+    rows = [{"id": 1, "serial": "a"}, {"id": 2, "serial": "b"}]
+    assert bulk_write(nb, "PATCH", "/api/dcim/devices/", rows) == [{"id": 1, "serial": "a"}, {"id": 2, "serial": "b"}]
+    assert script.seen[0]["method"] == "PATCH" and script.seen[0]["path"] == "/api/dcim/devices/"
+    script.answers = [(503, {})]
+    with pytest.raises(NetBoxUnreachable, match="after 3 tries"):
+        bulk_write(nb, "PATCH", "/api/dcim/devices/", rows)
+
+
+def test_read_devices_is_one_list_get_with_repeated_ids(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"count": 2, "next": None, "results": [{"id": 3, "name": "a"}, {"id": 5, "name": "b"}]})]
+    nb = client(url, [])
+    assert read_devices(nb, [3, 5, 3]) == {3: {"id": 3, "name": "a"}, 5: {"id": 5, "name": "b"}}
+    [seen] = script.seen
+    assert seen["path"].startswith("/api/dcim/devices/?")
+    assert "id=3&id=5" in seen["path"] and "limit=2" in seen["path"]
+    assert nb.requests == 1
+
+
+def test_list_follows_three_pages_with_the_filter_on_each(server: tuple[str, Script]) -> None:
+    url, script = server
+    page = "/api/dcim/interfaces/?device_id=7&limit=2&offset={}"
+    script.answers = [
+        (200, {"count": 5, "next": url + page.format(2), "results": [{"id": 1}, {"id": 2}]}),
+        (200, {"count": 5, "next": url + page.format(4), "results": [{"id": 3}, {"id": 4}]}),
+        (200, {"count": 5, "next": None, "results": [{"id": 5}]}),
+    ]
+    nb = client(url, [])
+    assert [r["id"] for r in nb.list("/api/dcim/interfaces/", device_id=7, limit=2)] == [1, 2, 3, 4, 5]
+    assert nb.requests == 3
+    assert all("device_id=7" in seen["path"] for seen in script.seen)
+    assert "offset=4" in script.seen[2]["path"]
+
+
+def test_validate_certs_false_warns() -> None:
+    warnings: list[str] = []
+    NetBoxClient("https://netbox.invalid", "t", validate_certs=False, warn=warnings.append)
+    assert warnings == [
+        "TLS verification of NetBox at https://netbox.invalid is disabled (netbox_validate_certs=false)"
+    ]
+    NetBoxClient("https://netbox.invalid", "t", warn=warnings.append)
+    assert len(warnings) == 1
+
+
+def test_an_unreadable_ca_bundle_fails_at_once(tmp_path: Any) -> None:
+    with pytest.raises(OSError):
+        NetBoxClient("https://netbox.invalid", "t", ca_path=str(tmp_path / "missing.pem"))

@@ -20,6 +20,7 @@ import schemathesis
 
 from ansible_collections.bm.lifecycle.plugins.module_utils import _validation_token as tokens
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisSettings
+from helpers import NetBoxCall
 from unit.validation_webhook.webhook_support import PLUGIN, FakeNetBox, device
 
 DOC_CONFIG = PLUGIN["Config"]({"netbox_url": "http://netbox.invalid", "netbox_token": "nbt_x.y"})
@@ -28,18 +29,11 @@ STATUSES: dict[int, int] = {}
 
 
 class EveryDeviceValidating(FakeNetBox):
-    def request(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None = None,
-        body: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
-        parts = path.strip("/").split("/")
-        if method == "GET" and len(parts) == 4 and parts[3].isdigit():
+    def answer(self, call: NetBoxCall) -> Any:
+        parts = call.path.strip("/").split("/")
+        if call.method == "GET" and len(parts) == 4 and parts[3].isdigit():
             return device(int(parts[3]))
-        return super().request(method, path, params, body)
+        return super().answer(call)
 
 
 @pytest.fixture(scope="module")

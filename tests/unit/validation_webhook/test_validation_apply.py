@@ -11,17 +11,18 @@ from typing import Any
 import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._mac import normalize_mac
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient, NetBoxError
+from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxError
 from ansible_collections.bm.lifecycle.plugins.module_utils._validation_apply import Applier, apply_reports
+from helpers import FakeNetBoxClient, NetBoxCall
 
 TENANT = {"id": 1, "name": "baremetal-staging", "slug": "baremetal-staging"}
 
 
-class MemoryNetBox(NetBoxClient):
+class MemoryNetBox(FakeNetBoxClient):
     """The few NetBox endpoints the applier uses, in memory; records every write."""
 
     def __init__(self) -> None:
-        super().__init__("http://netbox.invalid", "nbt_testkey00001.secret")
+        super().__init__()
         self.ids = itertools.count(100)
         self.tables: dict[str, dict[int, dict[str, Any]]] = {
             k: {} for k in ("devices", "interfaces", "mac-addresses", "cables", "manufacturers", "device-types", "ips")
@@ -66,18 +67,11 @@ class MemoryNetBox(NetBoxClient):
             iface["mac_addresses"].append({"id": m["id"], "mac_address": mac})
 
     # --- the API ---
-    def request(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None = None,
-        body: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
-        self.requests += 1
+    def answer(self, call: NetBoxCall) -> Any:
+        method, path, body = call.method, call.path, call.body
         self.calls.append((method, path))
-        self.timeouts.append(timeout)
-        params = dict(params or {})
+        self.timeouts.append(call.timeout)
+        params = dict(call.params or {})
         parts = path.strip("/").split("/")[2:]  # after api/<app>
         table = {"ip-addresses": "ips"}.get(parts[0], parts[0])
         if method != "GET":

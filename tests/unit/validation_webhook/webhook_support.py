@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxClient, NetBoxError, NetBoxUnreachable
+from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxError, NetBoxUnreachable
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
+from helpers import FakeNetBoxClient, NetBoxCall
 from integration.events.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -31,34 +32,24 @@ def device(device_id: int, state: str = "validating", tenant: str = "baremetal-s
     }
 
 
-class FakeNetBox(NetBoxClient):
+class FakeNetBox(FakeNetBoxClient):
     """Answers GET /api/dcim/devices/<id>/ from ``devices``; ``down`` makes every request fail as unreachable."""
 
     devices: dict[int, dict[str, Any]] = {}  # noqa: RUF012 - replaced per test
     down = False
     calls = 0
 
-    def __init__(self) -> None:
-        super().__init__("http://netbox.invalid", "nbt_testkey00001.secret")
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None = None,
-        body: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
+    def answer(self, call: NetBoxCall) -> Any:
         type(self).calls += 1
         if type(self).down:
             raise NetBoxUnreachable("NetBox at http://netbox.invalid did not answer", retryable=True)
-        parts = path.strip("/").split("/")
-        if method == "GET" and parts[:3] == ["api", "dcim", "devices"] and len(parts) == 4:
+        parts = call.path.strip("/").split("/")
+        if call.method == "GET" and parts[:3] == ["api", "dcim", "devices"] and len(parts) == 4:
             record = type(self).devices.get(int(parts[3]))
             if record is None:
                 raise NetBoxError("NetBox GET: HTTP 404: not found", 404)
             return copy.deepcopy(record)
-        raise NetBoxError(f"unexpected {method} {path}", 400)
+        raise NetBoxError(f"unexpected {call.method} {call.path}", 400)
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ lease milliseconds, not the timeout). Every call first flushes the spool, oldest
 only once the spool is empty, so events keep their order. One call at a time holds the spool; a call of a burst that
 finds it held queues its events there, and the holder publishes them before it exits (``hand_over``). Each event keeps
 its ``event_id`` and an ``event_id`` is stored at most once (the dedupe key ``bm:dedupe:<event_id>`` under ``WATCH``,
-as ``_redis_events.publish`` does), so an event whose publish timed out after Redis got it is not stored twice. It always exits 0, whatever happens.
+as ``_redis_events.publish`` does), so an event whose publish timed out after Redis got it is not stored twice. It
+always exits 0, whatever happens.
 
 Why this file does not import the collection's module_utils: it runs with the DHCP server's system Python on every
 lease, standard library only, and the server (ISC dhcpd) waits for it. Its start-up is the cost, so it imports only

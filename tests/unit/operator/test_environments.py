@@ -16,7 +16,14 @@ from helpers import COLLECTION, ROOT, VENV_BIN
 pytestmark = [pytest.mark.slow]
 
 # Import name -> PyPI name, for the packages the collection imports.
-PACKAGES = {"aiohttp": "aiohttp", "redis": "redis", "jsonschema": "jsonschema"}
+PACKAGES = {
+    "aiohttp": "aiohttp",
+    "redis": "redis",
+    "jsonschema": "jsonschema",
+    "pynetbox": "pynetbox",
+    "requests": "pynetbox",  # pynetbox's transport: _netbox configures its session
+    "urllib3": "pynetbox",  # requests' connection pool: _netbox reads its exception types
+}
 
 
 def third_party_imports(paths: list[Path]) -> set[str]:

@@ -35,6 +35,8 @@ options:
         never retried on 4xx.
     type: float
     default: 10.0
+requirements:
+  - pynetbox (and its requests) in the Python that runs the module (the controller's, C(inventory/local.yml)).
 notes:
   - A C(POST) whose connection broke after it was sent is not retried (it may have been applied); the module fails
     and the stage is redelivered, which is safe because every stage step is idempotent or compare-and-set.

@@ -4,8 +4,12 @@
 built on it (MAC lookup, BMC IP reconciliation, compare-and-set transitions with a per-device Redis lock, journal).
 
 Client
-    One keep-alive ``http.client`` connection (standard library only: modules run through AnsiballZ and the rulebook's
-    event sources import this too). Three tries with exponential backoff on 5xx, timeouts and connection errors; none on
+    pynetbox (``pynetbox.api``) on one ``requests`` session, its ``http_session``: keep-alive connections, TLS
+    (``verify``: the CA bundle, or off with a warning), the ``Authorization`` and ``User-Agent`` headers. List reads
+    and bulk writes on core endpoints go through pynetbox's Endpoint objects (``filter``, ``create(list)``,
+    ``update(list)``); everything else (single objects, plugin paths, the row-by-row fallback of :func:`bulk_write`)
+    through the same session, so that every request - pynetbox's too - gets one retry policy, timeout and counter
+    (:meth:`NetBoxClient._send`). Three tries with exponential backoff on 5xx, timeouts and connection errors; none on
     4xx. A request that may have reached NetBox (sent, then the connection broke) is retried only when it is idempotent
     (GET/PATCH/PUT/DELETE): a POST is retried only when it provably never left (connection refused) or NetBox answered
     502/503/504. ``NetBoxClient.requests`` counts HTTP requests sent, for the stage measurements.
@@ -18,18 +22,32 @@ v2 and go in ``Authorization: Bearer``.
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import json
 import random
+import re
 import secrets
 import ssl
+import threading
 import time
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
+
+try:
+    import pynetbox
+    import requests
+    import requests.adapters
+    import urllib3
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+except ImportError as _missing:  # a client fails with a clear message (NetBoxClient); the rest of the file works
+    HAS_PYNETBOX = False
+    PYNETBOX_IMPORT_ERROR = str(_missing)
+else:
+    HAS_PYNETBOX = True
+    PYNETBOX_IMPORT_ERROR = ""
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
     tenant_matches,
@@ -54,6 +72,12 @@ BULK_CHUNK = 100  # objects per bulk write
 # added to a bulk write's timeout per object: a bulk POST of 100 cables took longer than 10 s on 2 busy cores
 BULK_SECONDS_PER_ROW = 1.0
 LOCK_PREFIX = "bm:lock:device:"
+POOL_SIZE = 4  # keep-alive connections kept per client (one is used unless a caller shares the client between threads)
+# list and bulk paths that go through pynetbox's Endpoint objects; any other path (a plugin's) through its session
+ENDPOINT_PATH = re.compile(r"^/api/(?P<app>[a-z]+)/(?P<name>[a-z0-9-]+)/$")
+CORE_APPS = frozenset(
+    {"circuits", "core", "dcim", "extras", "ipam", "tenancy", "users", "virtualization", "vpn", "wireless"}
+)
 
 
 def netbox_argument_spec() -> dict[str, Any]:
@@ -87,7 +111,9 @@ class NetBoxUnreachable(NetBoxError):
 
 
 class NetBoxClient:
-    """A small NetBox REST client. ``sleep`` and ``jitter`` are injectable for tests."""
+    """A small NetBox REST client on pynetbox. ``sleep`` is injectable for tests."""
+
+    use_endpoints = True  # list reads and bulk writes through pynetbox's Endpoints (a test's fake answers request())
 
     def __init__(
         self,
@@ -110,65 +136,105 @@ class NetBoxClient:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"NetBox URL must be http(s)://host[:port][/path], got {url!r}")
+        if not HAS_PYNETBOX:
+            raise ValueError(
+                f"the Python library pynetbox is missing ({PYNETBOX_IMPORT_ERROR}): install it in the playbook's Python"
+            )
+        if parts.scheme == "https" and ca_path:
+            ssl.create_default_context(cafile=ca_path)  # a CA bundle that cannot be read fails here, as before
         self.scheme = parts.scheme
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.base_path = parts.path.rstrip("/")
         self.url = url.rstrip("/")
-        keyword = "Bearer" if token.startswith("nbt_") else "Token"
-        self._headers = {
-            "Authorization": f"{keyword} {token}",
-            "Accept": "application/json",
-            "User-Agent": user_agent,  # the module's name: NetBox's access log says who asked
-        }
         self.timeout = timeout
         self.tries = max(1, tries)
         self.backoff = backoff
         self.sleep = sleep
-        self.requests = 0
-        self._conn: http.client.HTTPConnection | None = None
-        self._ssl: ssl.SSLContext | None = None
-        if self.scheme == "https":
-            self._ssl = ssl.create_default_context(cafile=ca_path)
-            if not validate_certs:
-                if warn is not None:
-                    warn(f"TLS verification of NetBox at {self.url} is disabled (netbox_validate_certs=false)")
-                self._ssl.check_hostname = False
-                self._ssl.verify_mode = ssl.CERT_NONE
+        self._local = threading.local()  # a timeout for the requests pynetbox's Endpoints send (they take none)
+        # pynetbox gets no token: it would pick the keyword itself (Bearer only for nbt_<key>.<secret>) on each
+        # request; the session's header below is the one rule for every request, Endpoint or not.
+        self.api = pynetbox.api(self.url, token=None)
+        session = _Transport(self)
+        session.trust_env = False  # like before: no proxy, CA bundle or .netrc from the environment
+        keyword = "Bearer" if token.startswith("nbt_") else "Token"
+        session.headers.update(
+            {
+                "Authorization": f"{keyword} {token}",
+                "Accept": "application/json",
+                "User-Agent": user_agent,  # the module's name: NetBox's access log says who asked
+            }
+        )
+        session.verify = ca_path or True
+        if self.scheme == "https" and not validate_certs:
+            if warn is not None:
+                warn(f"TLS verification of NetBox at {self.url} is disabled (netbox_validate_certs=false)")
+            session.verify = False
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # said once, through ``warn``
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self.api.http_session = session
+        self.http_session = session
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent (a request that never left - connection refused - is not counted)."""
+        return self.http_session.sent
+
+    @requests.setter
+    def requests(self, value: int) -> None:
+        self.http_session.sent = value
 
     # --- transport ----------------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.http_session.close()
 
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            if self._ssl is not None:
-                self._conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._ssl)
-            else:
-                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        return self._conn
-
-    def _once(self, method: str, path: str, body: bytes | None, timeout: float) -> tuple[int, bytes]:
-        """One HTTP exchange. Raises ``OSError``/``http.client.HTTPException``; ``_sent`` tells whether it left."""
-        conn = self._connection()
-        headers = dict(self._headers)
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        self._sent = False
-        if conn.sock is None:
-            conn.connect()  # refused or timing out here: the request never left
-        conn.sock.settimeout(timeout)
-        self._sent = True
-        self.requests += 1
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        if response.will_close:
-            self.close()
-        return response.status, data
+    def _send(self, method: str, url: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One request with the retry policy (called by the session for every request, pynetbox's too): the answer
+        when it is 2xx, else :class:`NetBoxError` (4xx, at once) or :class:`NetBoxUnreachable` (after the last try).
+        """
+        session = self.http_session
+        method = method.upper()
+        path = _api_path(url, self.base_path)
+        kwargs["allow_redirects"] = False  # like before: a redirect is an error, never followed
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = getattr(self._local, "timeout", None) or self.timeout
+        last = ""
+        for attempt in range(self.tries):
+            if attempt:
+                delay = self.backoff * (2 ** (attempt - 1))
+                self.sleep(delay + random.uniform(0, delay / 4))  # noqa: S311 - jitter, not cryptography
+            try:
+                response = session.send_once(method, url, args, kwargs)
+            except requests.RequestException as exc:
+                never_left = _never_left(exc)
+                if not never_left:
+                    session.sent += 1
+                last = _describe(exc)
+                if not never_left and method not in IDEMPOTENT:
+                    raise NetBoxUnreachable(
+                        f"NetBox {method} {path} may or may not have been applied: the connection broke after the "
+                        f"request was sent ({last}); not retried because {method} is not idempotent",
+                        retryable=True,
+                    ) from None
+                continue
+            session.sent += 1
+            status = response.status_code
+            if status < 300:
+                return response
+            answer = _decode(response.content)
+            if status in RETRY_STATUSES and (method in IDEMPOTENT or status in SAFE_RETRY_STATUSES):
+                last = f"HTTP {status}: {_short(answer)}"
+                continue
+            if status >= 500:
+                message = f"NetBox {method} {path}: HTTP {status}: {_short(answer)}"
+                raise NetBoxUnreachable(message, status, answer, retryable=True)
+            raise NetBoxError(f"NetBox {method} {path}: HTTP {status}: {_short(answer)}", status, answer)
+        raise NetBoxUnreachable(
+            f"NetBox at {self.url} did not answer {method} {path} after {self.tries} tries ({last})", retryable=True
+        )
 
     def request(
         self,
@@ -183,64 +249,145 @@ class NetBoxClient:
 
         Raises :class:`NetBoxError` on 4xx (at once) and :class:`NetBoxUnreachable` after the last try.
         """
-        full = self.base_path + path
-        if params:
-            full += "?" + urlencode(params, doseq=True)
-        raw = None if body is None else json.dumps(body).encode("utf-8")
-        last = ""
-        for attempt in range(self.tries):
-            if attempt:
-                delay = self.backoff * (2 ** (attempt - 1))
-                self.sleep(delay + random.uniform(0, delay / 4))  # noqa: S311 - jitter, not cryptography
-            self._sent = False
-            try:
-                status, data = self._once(method, full, raw, timeout or self.timeout)
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if self._sent and method not in IDEMPOTENT:
-                    raise NetBoxUnreachable(
-                        f"NetBox {method} {path} may or may not have been applied: the connection broke after the "
-                        f"request was sent ({last}); not retried because {method} is not idempotent",
-                        retryable=True,
-                    ) from None
-                continue
-            if status < 300:
-                return _decode(data) if data else None
-            answer = _decode(data)
-            if status in RETRY_STATUSES and (method in IDEMPOTENT or status in SAFE_RETRY_STATUSES):
-                last = f"HTTP {status}: {_short(answer)}"
-                continue
-            if status >= 500:
-                message = f"NetBox {method} {path}: HTTP {status}: {_short(answer)}"
-                raise NetBoxUnreachable(message, status, answer, retryable=True)
-            raise NetBoxError(f"NetBox {method} {path}: HTTP {status}: {_short(answer)}", status, answer)
-        raise NetBoxUnreachable(
-            f"NetBox at {self.url} did not answer {method} {path} after {self.tries} tries ({last})", retryable=True
+        response = self.http_session.request(
+            method, self.url + path, params=params or None, json=body, timeout=timeout or self.timeout
         )
+        return _decode(response.content) if response.content else None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
 
     def post(self, path: str, body: Any, timeout: float | None = None) -> Any:
-        return self.request("POST", path, body=body, timeout=timeout)
+        """POST ``body``; a list on an endpoint (a bulk create) goes through pynetbox's ``Endpoint.create``."""
+        endpoint = self._endpoint(path) if isinstance(body, list) else None
+        if endpoint is None:
+            return self.request("POST", path, body=body, timeout=timeout)
+        with self._pynetbox("POST", path, timeout):
+            return _plain(endpoint.create(body))
 
     def patch(self, path: str, body: Any, timeout: float | None = None) -> Any:
-        return self.request("PATCH", path, body=body, timeout=timeout)
+        """PATCH ``body``; a list on an endpoint (a bulk update) goes through pynetbox's ``Endpoint.update``."""
+        endpoint = self._endpoint(path) if isinstance(body, list) else None
+        if endpoint is None:
+            return self.request("PATCH", path, body=body, timeout=timeout)
+        with self._pynetbox("PATCH", path, timeout):
+            return _plain(endpoint.update(body))
 
-    def list(self, path: str, **params: Any) -> list[dict[str, Any]]:
-        """Every result of a list endpoint (follows ``next``, at most ``MAX_PAGES`` pages)."""
-        params.setdefault("limit", 200)
+    def _list_by_offset(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """``list`` of a path that is no pynetbox Endpoint (a plugin's): page by page on the same session."""
         offset = 0
         results: list[dict[str, Any]] = []
         for _page in range(MAX_PAGES):
             page = self.request("GET", path, params={**params, "offset": offset})
             batch = page.get("results", []) if isinstance(page, dict) else []
             results.extend(batch)
-            if not page.get("next") or not batch:
+            if not isinstance(page, dict) or not page.get("next") or not batch:
                 return results
             offset += len(batch)
         raise NetBoxError(f"NetBox {path}: more than {MAX_PAGES} pages; narrow the filter")
+
+    def _endpoint(self, path: str) -> Any:
+        """pynetbox's Endpoint for a list path ``/api/<app>/<endpoint>/`` of a core app; None for any other path."""
+        match = ENDPOINT_PATH.match(path) if self.use_endpoints else None
+        if match is None or match["app"] not in CORE_APPS:
+            return None
+        return getattr(self.api, match["app"]).endpoint(match["name"])
+
+    @contextmanager
+    def _pynetbox(self, method: str, path: str, timeout: float | None) -> Iterator[None]:
+        """Around a pynetbox Endpoint call: this request's timeout, and pynetbox's own errors as NetBoxError."""
+        before = getattr(self._local, "timeout", None)
+        self._local.timeout = timeout
+        try:
+            yield
+        except pynetbox.RequestError as exc:  # not raised on our session (it answers 2xx or raises); kept for safety
+            status = exc.req.status_code
+            answer = _decode(exc.req.content)
+            raise NetBoxError(f"NetBox {method} {path}: HTTP {status}: {_short(answer)}", status, answer) from None
+        except pynetbox.ContentError as exc:
+            status = exc.req.status_code
+            answer = _decode(exc.req.content)
+            raise NetBoxError(
+                f"NetBox {method} {path}: HTTP {status}: not JSON: {_short(answer)}", status, answer
+            ) from None
+        finally:
+            self._local.timeout = before
+
+    def list(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        """Every result of a list endpoint (at most ``MAX_PAGES`` pages), through pynetbox's ``Endpoint.filter``."""
+        params.setdefault("limit", 200)
+        endpoint = self._endpoint(path)
+        if endpoint is None:
+            return self._list_by_offset(path, params)
+        start = self.requests
+        results: list[dict[str, Any]] = []
+        with self._pynetbox("GET", path, None):
+            for record in endpoint.filter(**params):
+                if self.requests - start > MAX_PAGES:
+                    break
+                results.append(dict(record))
+        if self.requests - start > MAX_PAGES:
+            raise NetBoxError(f"NetBox {path}: more than {MAX_PAGES} pages; narrow the filter")
+        return results
+
+
+if HAS_PYNETBOX:
+
+    class _Transport(requests.Session):
+        """pynetbox's ``http_session``: every request - pynetbox's Endpoints' and the client's own - goes through
+        :meth:`NetBoxClient._send` (retries, timeout, counter, errors). ``sent`` counts the requests that left."""
+
+        def __init__(self, client: NetBoxClient) -> None:
+            super().__init__()
+            self.client = client
+            self.sent = 0
+
+        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+            return self.client._send(str(method), str(url), args, kwargs)
+
+        def send_once(self, method: str, url: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> requests.Response:
+            return super().request(method, url, *args, **kwargs)
+
+
+def _plain(answer: Any) -> Any:
+    """pynetbox's Records as the dicts NetBox sent (``dict(record)`` gives them back unchanged)."""
+    if isinstance(answer, list):
+        return [dict(record) for record in answer]
+    return dict(answer)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: requests wraps urllib3's errors, which wrap the socket's (at most 8 deep)."""
+    current: BaseException | None = exc
+    for _depth in range(8):
+        if current is None:
+            return
+        yield current
+        if isinstance(current, MaxRetryError) and current.reason is not None:
+            current = current.reason
+        else:
+            current = next((a for a in current.args if isinstance(a, BaseException)), None) or current.__cause__
+
+
+def _never_left(exc: BaseException) -> bool:
+    """Whether the request surely never reached NetBox: no connection (refused, no route, name unknown, connect
+    timeout) or NetBox's certificate refused in the TLS handshake."""
+    return any(
+        isinstance(e, (ConnectTimeoutError, requests.exceptions.ConnectTimeout, ssl.SSLCertVerificationError))
+        for e in _causes(exc)
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost cause, as ``Type: message`` (``ConnectionRefusedError: [Errno 111] Connection refused``)."""
+    inner = list(_causes(exc))[-1]
+    return f"{type(inner).__name__}: {inner}" if str(inner) else type(inner).__name__
+
+
+def _api_path(url: str, base_path: str) -> str:
+    """The path of ``url`` relative to NetBox's root (``/api/dcim/devices/``), as the callers name it."""
+    path = urlsplit(url).path
+    return path[len(base_path) :] if base_path and path.startswith(base_path) else path
 
 
 def _decode(data: bytes) -> Any:

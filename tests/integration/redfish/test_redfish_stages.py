@@ -147,9 +147,10 @@ def test_hardening_then_monitoring(stack, netbox, redis_client: redis.Redis, fle
     assert "1/1 BMCs polled" in run.stdout, run.stdout[-3000:]
     assert not (tmp_path / "metrics").exists() or not os.listdir(tmp_path / "metrics")
     assert not netbox.dcim.devices.get(device.id).custom_fields["last_monitored_at"]
-    # one that does not exist: nothing to poll
+    # one that does not exist: a clear error, nothing polled
     run = ansible_playbook("bm.lifecycle.monitoring", "-e", "device=nosuch", "-e", addresses(bmc), **env)
-    assert run.returncode == 0 and "0/0 BMCs polled" in run.stdout, run.stdout[-3000:]
+    assert run.returncode != 0 and "'nosuch': no single NetBox device has that id or name" in run.stdout, run.stdout
+    assert not netbox.dcim.devices.get(device.id).custom_fields["last_monitored_at"]
 
     # monitoring: first successful poll moves it to monitored, writes the JSON file, the textfile and NetBox
     run = ansible_playbook("bm.lifecycle.monitoring", "-e", addresses(bmc), **env)

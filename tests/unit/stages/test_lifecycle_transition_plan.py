@@ -11,10 +11,12 @@ import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils import _transition
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
+    POLLED_STATES,
     STATES,
     TRANSITIONS,
     Plan,
     admits,
+    polled,
     transition_named,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import plan as plan_of
@@ -47,6 +49,20 @@ def test_the_table_is_closed_and_every_target_is_a_state() -> None:
         assert t.target in STATES and set(t.sources) <= set(STATES), t
     with pytest.raises(ValueError, match="unknown lifecycle transition 'fly'"):
         transition_named("fly")
+
+
+def test_monitoring_polls_monitored_and_hardened_staged_devices_of_its_tenant_only() -> None:
+    hardened: dict[str, Any] = {"hardened_at": STAMP}
+    want = {(state, h) for state in ("monitored",) for h in (False, True)} | {("staged", True)}
+    got = {
+        (state, h)
+        for state in STATES
+        for h in (False, True)
+        if polled(device(state, TENANT, **(hardened if h else {})), "baremetal-staging")
+    }
+    assert got == want
+    assert set(POLLED_STATES) == {state for state, _h in want}  # the NetBox filter lets every polled state through
+    assert not polled(device("monitored", tenant={"id": 2, "slug": "prod", "name": "prod"}), "baremetal-staging")
 
 
 def test_staged_to_discovery_sets_state_and_timestamps() -> None:

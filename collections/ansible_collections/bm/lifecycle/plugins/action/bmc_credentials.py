@@ -17,6 +17,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._batch import active, check_items, fail, summary
 
+DEFAULT_DIRECTORY = "/etc/bm/bmc-credentials"
 PASSWORD_CHARS = string.ascii_letters + string.digits + "-_.:"
 ARGS = ("batch", "state", "directory", "vault_password_file", "factory_username", "factory_password",
         "password_length")  # fmt: skip
@@ -27,6 +28,13 @@ def new_password(length: int) -> str:
     return "".join(secrets.choice(PASSWORD_CHARS) for _position in range(length))
 
 
+def credential_path(directory: str, name: str) -> str:
+    """The credential file of device ``name``."""
+    if not name or "/" in name or name.startswith("."):
+        raise AnsibleError(f"device name {name!r} cannot name a credential file")
+    return os.path.join(directory, f"{name}.yml")
+
+
 class CredentialStore:
     """One Vault-encrypted YAML file per device, ``<directory>/<device name>.yml``, written atomically (mode 0600)."""
 
@@ -35,9 +43,7 @@ class CredentialStore:
         self.vault = vault
 
     def path(self, name: str) -> str:
-        if not name or "/" in name or name.startswith("."):
-            raise AnsibleError(f"device name {name!r} cannot name a credential file")
-        return os.path.join(self.directory, f"{name}.yml")
+        return credential_path(self.directory, name)
 
     def read(self, name: str) -> dict[str, Any] | None:
         try:
@@ -75,7 +81,12 @@ class ActionModule(ActionBase):
             raise AnsibleError("set vault_password_file or ANSIBLE_VAULT_PASSWORD_FILE: the files are Vault-encrypted")
         secret = get_file_vault_secret(filename=password_file, vault_id="default", loader=self._loader)
         secret.load()
-        return CredentialStore(args.get("directory") or "/etc/bm/bmc-credentials", VaultLib([("default", secret)]))
+        return CredentialStore(args.get("directory") or DEFAULT_DIRECTORY, VaultLib([("default", secret)]))
+
+    def _any_file(self, items: list[dict[str, Any]]) -> bool:
+        """Whether any of the items' devices has a credential file."""
+        directory = self._task.args.get("directory") or DEFAULT_DIRECTORY
+        return any(os.path.exists(credential_path(directory, str(item["device"]["name"]))) for item in items)
 
     def _pending(self, store: CredentialStore, name: str, check: bool) -> tuple[bool, dict[str, str]]:
         """Keep or make the device's pending password, stored before the BMC is touched; (changed, login)."""
@@ -106,8 +117,11 @@ class ActionModule(ActionBase):
         state = self._task.args.get("state", "pending")
         try:
             items = check_items(self._task.args.get("batch") or [])
-            if state not in ("pending", "current"):
-                raise AnsibleError(f"state must be pending or current, not {state!r}")
+            if state not in ("pending", "current", "read"):
+                raise AnsibleError(f"state must be pending, current or read, not {state!r}")
+            if state == "read" and not self._any_file(active(items)):
+                # Nothing stored yet (no device hardened): every BMC uses the next step's own login, no vault needed.
+                return {**result, "changed": False, "batch": items, "summary": summary(items), "credentials": {}}
             store = self._store()
         except (AnsibleError, ValueError, OSError) as exc:
             return {**result, "failed": True, "msg": str(exc)}
@@ -120,16 +134,20 @@ class ActionModule(ActionBase):
                 if state == "pending":
                     made, logins[name] = self._pending(store, name, check)
                     changed = changed or made
+                elif state == "read":
+                    stored = store.read(name)
+                    if stored is not None:
+                        logins[name] = {"username": stored["bmc_username"], "password": stored["bmc_password"]}
                 else:
                     self._current(store, name, check)
                     changed = True
             except (AnsibleError, OSError, yaml.YAMLError) as exc:
                 fail(
                     item,
-                    "credentials" if state == "pending" else "store_credential",
+                    "store_credential" if state == "current" else "credentials",
                     f"{name}: credential store: {exc}",
                 )
         result.update(changed=changed, batch=items, summary=summary(items))
-        if state == "pending":
+        if state != "current":
             result["credentials"] = logins
         return result

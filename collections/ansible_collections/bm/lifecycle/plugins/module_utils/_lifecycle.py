@@ -173,6 +173,17 @@ def admits(device: Mapping[str, Any], transition: str, tenant: str) -> bool:
     return refusal(device, transition_named(transition), tenant) is None
 
 
+POLLED_STATES = ("monitored", *TRANSITIONS["start_monitoring"].sources)  # a NetBox filter's first cut of polled()
+
+
+def polled(device: Mapping[str, Any], tenant: str) -> bool:
+    """Whether the monitoring cycle polls ``device``: monitored, or hardened and staged (its first successful poll is
+    ``start_monitoring``)."""
+    return tenant_matches(device, tenant) and (
+        state_of(device) == "monitored" or admits(device, "start_monitoring", tenant)
+    )
+
+
 @dataclass
 class Plan:
     """What one transition of one device writes, or why it does not."""

@@ -18,6 +18,8 @@ description:
     it is never lost; a device without a file starts from the factory credential O(factory_username) /
     O(factory_password). Returns the logins in RV(credentials) (for the next step's C(credentials) option).
   - O(state=current), after the BMC took the new password, makes the pending password the current one.
+  - O(state=read) returns the current logins of the devices that have a file in RV(credentials) and changes nothing
+    (a device without one is left to the next step's own C(username)/C(password)).
   - An item whose file cannot be read or written fails alone (C(failure.reason) V(credentials) or
     V(store_credential)). Runs on the controller; files are encrypted in memory and replaced atomically (mode 0600,
     directory 0700), so the plaintext never touches the disk.
@@ -29,9 +31,9 @@ options:
     elements: dict
     required: true
   state:
-    description: V(pending) before the BMC is changed, V(current) after.
+    description: V(pending) before the BMC is changed, V(current) after, V(read) to read the current logins only.
     type: str
-    choices: [pending, current]
+    choices: [pending, current, read]
     default: pending
   directory:
     description: The credential store's directory.
@@ -62,7 +64,7 @@ attributes:
     support: none
     description: Secrets are never shown.
 notes:
-  - Register the result of O(state=pending) with C(no_log) - RV(credentials) holds passwords.
+  - Register the result of O(state=pending) or O(state=read) with C(no_log) - RV(credentials) holds passwords.
 """
 
 EXAMPLES = r"""
@@ -83,8 +85,9 @@ batch:
   elements: dict
 credentials:
   description:
-    - With O(state=pending), the logins by device name, each C(username), C(password), C(new_password). Secret.
-  returned: when state is pending
+    - The logins by device name, each C(username) and C(password), and with O(state=pending) C(new_password).
+      Secret.
+  returned: when state is pending or read
   type: dict
 summary:
   description: How many items are in each status after this step.

@@ -10,9 +10,10 @@ module: redfish_metrics
 short_description: Poll the Redfish metrics of many BMCs concurrently; write JSON files, a Prometheus textfile, NetBox
 version_added: 0.1.0
 description:
-  - Polls every BMC of O(targets) in one process with aiohttp. Concurrency is bounded by O(concurrency) and each BMC has
-    its own deadline (O(timeout)). Requests use HTTP Basic authentication, so no session is created and none can leak.
-    HTTP 503 and connection errors get bounded retries (O(retries)).
+  - Polls the BMC of every active item of O(batch) in one process with aiohttp. Concurrency is bounded by
+    O(concurrency) and each BMC has its own deadline (O(timeout)). Requests use HTTP Basic authentication, so no session
+    is created and none can leak. HTTP 503 and connection errors get bounded retries (O(retries)). An item whose BMC
+    has no address or no login is counted as a failed poll.
   - "Per BMC it follows the service's own collections: the first member of C(/redfish/v1/Systems/) (processor count
     and health, memory total and health) and the chassis that system links (else the first member of
     C(/redfish/v1/Chassis/)). On that chassis it reads the DMTF model when the chassis links it
@@ -29,8 +30,8 @@ description:
   - "Writes: one JSON file per device per poll, the plan's format, as C(<metrics_dir>/<device>-<YYYYmmddTHHMMSSZ>.json)
     (the newest O(retention) per device are kept); a Prometheus textfile-collector file (O(textfile), written
     atomically)."
-  - NetBox gets only what changes a server's standing, not its readings. A device given with C(state=staged)
-    (hardened, waiting for monitoring) whose poll succeeds moves to C(monitored) through the lifecycle state machine's
+  - NetBox gets only what changes a server's standing, not its readings. A device read as C(staged) (hardened,
+    waiting for monitoring) whose poll succeeds moves to C(monitored) through the lifecycle state machine's
     C(start_monitoring) transition (compare-and-set under the device's lock, one bulk C(PATCH) for the cycle that also
     sets C(last_monitored_at) and C(last_power_watts), a journal entry each). A change of standing since the last
     cycle (the BMC stopped answering or answers again, the overall health changed) gets a journal entry on the device,
@@ -43,43 +44,28 @@ extends_documentation_fragment:
 requirements:
   - aiohttp
 options:
-  targets:
-    description: The BMCs to poll.
+  batch:
+    description:
+      - The devices to poll, as M(bm.lifecycle.stage_batch) with O(bm.lifecycle.stage_batch#module:polled=true)
+        returns them (later steps may fail items; only the active ones are polled). An item's C(facts.state) V(staged)
+        makes its successful poll move it to V(monitored).
     type: list
     elements: dict
     required: true
-    suboptions:
-      name:
-        description: Device name (file names, labels, messages).
-        type: str
-        required: true
-      address:
-        description: BMC host or IP.
-        type: str
-        required: true
-      port:
-        description: BMC HTTPS port.
-        type: int
-        default: 443
-      device_id:
-        description: NetBox device id; without it the device is polled and written to files only.
-        type: int
-      state:
-        description: The device's lifecycle state as read from NetBox; V(staged) makes a successful poll move it to
-          V(monitored).
-        type: str
-      username:
-        description: BMC user for this device; default O(username).
-        type: str
-      password:
-        description: BMC password for this device (from its Vault-encrypted credential file); default O(password).
-        type: str
-      ca_path:
-        description: CA bundle for this BMC; default O(ca_path).
-        type: path
-      validate_certs:
-        description: TLS verification for this BMC; default O(validate_certs).
-        type: bool
+  addresses:
+    description: Overrides of NetBox's oob_ip, C(host) or C(host:port) by device name (labs).
+    type: dict
+    default: {}
+  port:
+    description: The BMCs' HTTPS port where an address names none.
+    type: int
+    default: 443
+  credentials:
+    description:
+      - Logins by device name (C(username), C(password)), as M(bm.lifecycle.bmc_credentials) returns them with
+        O(bm.lifecycle.bmc_credentials#module:state=read); a device not named uses O(username) and O(password).
+    type: dict
+    default: {}
   username:
     description: BMC user; if not set, the environment variable E(BM_BMC_USERNAME).
     type: str
@@ -140,9 +126,23 @@ attributes:
 """
 
 EXAMPLES = r"""
-- name: One monitoring cycle over the devices the playbook found in NetBox
+- name: The devices to poll
+  bm.lifecycle.stage_batch:
+    event_type: hardening_completed
+    polled: true
+  register: fleet
+
+- name: Their stored BMC logins
+  bm.lifecycle.bmc_credentials:
+    batch: "{{ fleet.batch }}"
+    state: read
+  register: logins
+  no_log: true
+
+- name: One monitoring cycle
   bm.lifecycle.redfish_metrics:
-    targets: "{{ bm_targets }}"
+    batch: "{{ logins.batch }}"
+    credentials: "{{ logins.credentials }}"
     ca_path: /etc/bm/ilo-ca.pem
     metrics_dir: /var/log/bm/metrics
     textfile: /var/lib/node_exporter/textfile/bm_redfish.prom
@@ -211,11 +211,14 @@ from typing import Any
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import active, check_items
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
     AIOHTTP_IMPORT_ERROR,
     BMC_ARGUMENT_SPEC,
     HAS_AIOHTTP,
+    bmc_params_for,
+    split_address,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics import (
     journal_changes,
@@ -231,37 +234,30 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics impo
 )
 
 BMC_LOGIN = ("username", "password", "ca_path", "validate_certs")
-TARGET_OPTIONS = {
-    "name": {"type": "str", "required": True},
-    "address": {"type": "str", "required": True},
-    "port": {"type": "int", "default": 443},
-    "device_id": {"type": "int"},
-    "state": {"type": "str"},
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "ca_path": {"type": "path"},
-    "validate_certs": {"type": "bool"},
-}
 
 
-def targets_of(module: LifecycleModule) -> list[dict[str, Any]]:
-    """O(targets), each with the module's BMC login where it names none; ValueError for a BMC without credentials."""
+def targets_of(module: LifecycleModule) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The BMCs of the batch's active items, and a failure for each item whose BMC has no address or no login."""
     params = module.params
-    targets = []
-    for raw in params["targets"]:
-        target = {k: v for k, v in raw.items() if v is not None}
-        for key in BMC_LOGIN:
-            target.setdefault(key, params[key])
-        if not target.get("username") or not target.get("password"):
-            raise ValueError(f"no BMC credentials for {target['name']}: set username/password or BM_BMC_*")
-        targets.append(target)
+    targets, failures = [], []
+    for item in active(check_items(params["batch"])):
+        device = item["device"] or {}
+        try:
+            bmc = bmc_params_for(params, item)
+        except ValueError as error:
+            failures.append({"name": str(device.get("name")), "error": str(error)})
+            continue
+        host, port = split_address(bmc["address"], params["port"])
+        target = {"name": str(device.get("name")), "device_id": device.get("id"), "address": host, "port": port,
+                  "state": item["facts"].get("state")}  # fmt: skip
+        targets.append(target | {key: bmc[key] for key in BMC_LOGIN})
     insecure = sum(1 for t in targets if not t.get("validate_certs", True))
     if insecure:
         module.warn(
             f"TLS certificate verification is disabled for {insecure} BMC(s) (validate_certs=false); "
             "set ca_path instead"
         )
-    return targets
+    return targets, failures
 
 
 def poll(module: LifecycleModule, polled: dict[str, Any]) -> dict[str, Any]:
@@ -269,7 +265,7 @@ def poll(module: LifecycleModule, polled: dict[str, Any]) -> dict[str, Any]:
     if not HAS_AIOHTTP:
         module.fail_json(msg=missing_required_lib("aiohttp"), exception=AIOHTTP_IMPORT_ERROR)
     params = module.params
-    targets = targets_of(module)
+    targets, unreachable = targets_of(module)
     moment = utc_now()
     started = time.monotonic()
     results = run_poll(
@@ -277,12 +273,12 @@ def poll(module: LifecycleModule, polled: dict[str, Any]) -> dict[str, Any]:
     )
     cycle_seconds = time.monotonic() - started
     ok = [r for r in results if r.get("ok")]
-    failures = [{"name": r["name"], "error": r.get("error")} for r in results if not r.get("ok")]
+    failures = unreachable + [{"name": r["name"], "error": r.get("error")} for r in results if not r.get("ok")]
     for failure in failures[:20]:
         module.log(f"redfish_metrics: {failure['name']}: {failure['error']}")
     result: dict[str, Any] = {
         "changed": False,
-        "polled": len(results),
+        "polled": len(results) + len(unreachable),
         "ok": len(ok),
         "failed": len(failures),
         "failures": failures,
@@ -325,7 +321,8 @@ def poll(module: LifecycleModule, polled: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     """Run the module."""
     options = {
-        "targets": {"type": "list", "elements": "dict", "required": True, "options": TARGET_OPTIONS},
+        "batch": {"type": "list", "elements": "dict", "required": True},
+        **{key: dict(BMC_ARGUMENT_SPEC[key]) for key in ("addresses", "port", "credentials")},
         **{key: dict(BMC_ARGUMENT_SPEC[key]) for key in BMC_LOGIN},
         "concurrency": {"type": "int", "default": 100},
         "timeout": {"type": "float", "default": 20.0},

@@ -13,6 +13,9 @@ description:
   - The first step of every stage playbook. Makes one item per entry of O(rulebook_batch) (the batch the rulebook
     passes, C(bm_batch)), or, run by hand, one item for O(device) or O(data) with a new envelope of O(event_type)
     (nothing to acknowledge). Returns them as RV(batch), the option every later step takes.
+  - With O(polled), the items are instead every device of the tenant the monitoring cycle polls (monitored, or staged
+    and hardened, as docs/ARCHITECTURE.md, "The state machine", says), read in one NetBox list request; with
+    O(device), only that one if it is polled. Their entries name no bus entry (nothing to acknowledge).
   - With O(admits), reads every device of the batch in one NetBox request and lets on only those the named lifecycle
     transition admits (tenant, state, C(hardened_at)); the others are C(skipped) with the reason (a duplicate or late
     event is acknowledged and changes nothing). Items whose event names no device are C(skipped) too.
@@ -41,6 +44,10 @@ options:
     description:
       - A lifecycle transition, by name (see M(bm.lifecycle.lifecycle_transition)), the devices must admit to go on.
     type: str
+  polled:
+    description: The devices the monitoring cycle polls, instead of a batch (O(rulebook_batch) is not read).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -58,6 +65,12 @@ EXAMPLES = r"""
     device: "{{ device | default(omit) }}"
     admits: claim_pxe_boot
   register: bm_read
+
+- name: Devices to poll - monitored, or staged and hardened
+  bm.lifecycle.stage_batch:
+    event_type: hardening_completed
+    polled: true
+  register: bm_fleet
 """
 
 RETURN = r"""
@@ -82,7 +95,13 @@ from typing import Any
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._batch import new_item, skip, summary
 from ansible_collections.bm.lifecycle.plugins.module_utils._envelope import new_event
-from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import refusal, state_of, transition_named
+from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
+    POLLED_STATES,
+    polled,
+    refusal,
+    state_of,
+    transition_named,
+)
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
     device_ref,
@@ -118,9 +137,31 @@ def manual_entry(module: LifecycleModule) -> dict[str, Any]:
     return {"stream": None, "id": None, "group": None, "delivery_count": 1, "envelope": envelope}
 
 
+def polled_items(module: LifecycleModule) -> list[dict[str, Any]]:
+    """One item per device of the tenant the monitoring cycle polls (``device``: only that one)."""
+    query: dict[str, Any] = {"tenant": module.tenant, "cf_lifecycle_state": list(POLLED_STATES)}
+    if module.params["device"] not in (None, ""):
+        found = resolve_device_ids(module.netbox, [module.params["device"]])[0]
+        if found is None:
+            raise ValueError(f"device {module.params['device']!r}: no single NetBox device has that id or name")
+        query["id"] = found
+    records = module.netbox.list("/api/dcim/devices/", **query)
+    entry = {"stream": None, "id": None, "group": None, "delivery_count": 0, "envelope": None}
+    items = []
+    for record in sorted(records, key=lambda r: str(r.get("name"))):
+        if polled(record, module.tenant):
+            item = new_item(entry, device_ref(record))
+            item["facts"].update(state=state_of(record), oob_ip=oob_host(record))
+            items.append(item)
+    return items
+
+
 def read(module: LifecycleModule) -> dict[str, Any]:
-    """The items of the batch, filtered by ``admits``."""
+    """The items of the batch, filtered by ``admits`` (or, with ``polled``, the devices to poll)."""
     p = module.params
+    if p["polled"]:
+        items = polled_items(module)
+        return {"changed": False, "batch": items, "summary": summary(items)}
     entries = entries_of(p["rulebook_batch"])
     if not entries and (p["device"] not in (None, "") or p["data"]):
         entries = [manual_entry(module)]
@@ -157,6 +198,7 @@ def main() -> None:
             "device": {"type": "raw"},
             "data": {"type": "dict"},
             "admits": {"type": "str"},
+            "polled": {"type": "bool", "default": False},
         },
         tenant=True,
     )

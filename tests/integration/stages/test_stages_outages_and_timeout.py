@@ -16,7 +16,7 @@ from typing import Any
 import pynetbox
 import pytest
 
-from helpers import COLLECTION
+from helpers import COLLECTION, ansible_playbook
 from integration.events.redis_server import free_port
 from integration.events.rulebook import Rulebook
 from integration.stages.conftest import SRV001_BMC_MAC, Stages, cf, journal, snapshot
@@ -130,6 +130,49 @@ def test_validation_timeout_moves_only_stale_devices(netbox: pynetbox.api, stage
     assert failed["data"]["reason"] == "validation_timeout"
     assert stages.run("validation_timeout").rc == 0  # again: nothing more
     assert len(journal(netbox, netbox.dcim.devices.get(name="srv001"))) == 1
+
+
+RACE = """
+- name: A validation report lands between the timeout's read and its write
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Overdue devices
+      bm.lifecycle.stage_batch:
+        event_type: validation_report
+        select: validation_overdue
+      register: overdue
+    - name: The report's transition, as the validation_report stage writes it
+      bm.lifecycle.lifecycle_transition:
+        devices: "{{ overdue.batch | map(attribute='device.id') | list }}"
+        transition: complete_validation
+        reason: the report landed
+    - name: The timeout's failure, compare-and-set on what it read
+      bm.lifecycle.stage_finish:
+        batch: "{{ overdue.batch }}"
+        stage: validation
+        fail_transition: time_out_validation
+      register: finish
+    - name: Its outcome
+      ansible.builtin.debug:
+        msg: "RACE {{ finish.summary | to_json }} {{ finish.published }}"
+"""
+
+
+def test_a_report_that_lands_during_the_timeout_wins(netbox: pynetbox.api, stages: Stages) -> None:
+    """The timeout read srv001 as overdue, then its report moved it on: no validation_failed, no stage_failed."""
+    old = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=45)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    srv = netbox.dcim.devices.get(name="srv001")
+    srv.custom_fields.update(lifecycle_state="validating", lifecycle_changed_at=old)
+    srv.save()
+    playbook = stages.tmp / "race.yml"
+    playbook.write_text(RACE)
+    run = ansible_playbook(str(playbook), timeout=300, **stages.env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    line = next(x for x in run.stdout.splitlines() if "RACE " in x)
+    assert '\\"skipped\\": 1' in line or '"skipped": 1' in line, line
+    assert cf(netbox.dcim.devices.get(name="srv001"), "lifecycle_state") == "validation_completed"
+    assert not stages.events("stage_failed")
 
 
 def test_lease_to_validating_through_the_real_rulebook(

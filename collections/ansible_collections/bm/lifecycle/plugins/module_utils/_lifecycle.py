@@ -184,6 +184,18 @@ def polled(device: Mapping[str, Any], tenant: str) -> bool:
     )
 
 
+OVERDUE_STATES = TRANSITIONS["time_out_validation"].sources
+
+
+def overdue(device: Mapping[str, Any], tenant: str, cutoff: datetime.datetime) -> bool:
+    """Whether ``device``'s validation timed out: it may take ``time_out_validation`` and has been in its state since
+    before ``cutoff`` (or since an unknown time)."""
+    if not admits(device, "time_out_validation", tenant):
+        return False
+    since = parse_time(custom_field(device, CHANGED_AT))
+    return since is None or since < cutoff
+
+
 @dataclass
 class Plan:
     """What one transition of one device writes, or why it does not."""

@@ -46,7 +46,7 @@ requirements:
 options:
   batch:
     description:
-      - The devices to poll, as M(bm.lifecycle.stage_batch) with O(bm.lifecycle.stage_batch#module:polled=true)
+      - The devices to poll, as M(bm.lifecycle.stage_batch) with O(bm.lifecycle.stage_batch#module:select=polled)
         returns them (later steps may fail items; only the active ones are polled). An item's C(facts.state) V(staged)
         makes its successful poll move it to V(monitored).
     type: list
@@ -129,7 +129,7 @@ EXAMPLES = r"""
 - name: The devices to poll
   bm.lifecycle.stage_batch:
     event_type: hardening_completed
-    polled: true
+    select: polled
   register: fleet
 
 - name: Their stored BMC logins

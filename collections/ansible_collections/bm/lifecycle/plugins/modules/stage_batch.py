@@ -13,9 +13,13 @@ description:
   - The first step of every stage playbook. Makes one item per entry of O(rulebook_batch) (the batch the rulebook
     passes, C(bm_batch)), or, run by hand, one item for O(device) or O(data) with a new envelope of O(event_type)
     (nothing to acknowledge). Returns them as RV(batch), the option every later step takes.
-  - With O(polled), the items are instead every device of the tenant the monitoring cycle polls (monitored, or staged
-    and hardened, as docs/ARCHITECTURE.md, "The state machine", says), read in one NetBox list request; with
-    O(device), only that one if it is polled. Their entries name no bus entry (nothing to acknowledge).
+  - With O(select), the items are instead devices of the tenant the state machine picks (docs/ARCHITECTURE.md, "The
+    state machine"), read in one NetBox list request; with O(device), only that one if it is picked. Their entries
+    name no bus entry (nothing to acknowledge). V(polled) - the devices the monitoring cycle polls (monitored, or
+    staged and hardened), active. V(validation_overdue) - the devices in validating for more than
+    O(overdue_minutes) (or since an unknown time), already C(failed) with reason C(validation_timeout); their C(facts)
+    carry C(expected_fields) (the C(lifecycle_changed_at) read) so that their failure is recorded only if no report
+    landed in between.
   - With O(admits), reads every device of the batch in one NetBox request and lets on only those the named lifecycle
     transition admits (tenant, state, C(hardened_at)); the others are C(skipped) with the reason (a duplicate or late
     event is acknowledged and changes nothing). Items whose event names no device are C(skipped) too.
@@ -44,10 +48,14 @@ options:
     description:
       - A lifecycle transition, by name (see M(bm.lifecycle.lifecycle_transition)), the devices must admit to go on.
     type: str
-  polled:
-    description: The devices the monitoring cycle polls, instead of a batch (O(rulebook_batch) is not read).
-    type: bool
-    default: false
+  select:
+    description: Devices the state machine picks, instead of a batch (O(rulebook_batch) is not read).
+    type: str
+    choices: [polled, validation_overdue]
+  overdue_minutes:
+    description: With O(select=validation_overdue), the minutes a device may stay in validating without a report.
+    type: int
+    default: 30
 attributes:
   check_mode:
     support: full
@@ -69,7 +77,7 @@ EXAMPLES = r"""
 - name: Devices to poll - monitored, or staged and hardened
   bm.lifecycle.stage_batch:
     event_type: hardening_completed
-    polled: true
+    select: polled
   register: bm_fleet
 """
 
@@ -90,13 +98,19 @@ netbox_requests:
   type: int
 """
 
+import datetime
 import os
 from typing import Any
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._batch import new_item, skip, summary
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import fail, new_item, skip, summary
 from ansible_collections.bm.lifecycle.plugins.module_utils._envelope import new_event
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
+    CHANGED_AT,
+    OVERDUE_STATES,
     POLLED_STATES,
+    UTC,
+    custom_field,
+    overdue,
     polled,
     refusal,
     state_of,
@@ -109,6 +123,7 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
     read_devices,
     resolve_device_ids,
 )
+from ansible_collections.bm.lifecycle.plugins.module_utils._time import netbox_time
 
 
 def entries_of(batch: Any) -> list[dict[str, Any]]:
@@ -137,30 +152,41 @@ def manual_entry(module: LifecycleModule) -> dict[str, Any]:
     return {"stream": None, "id": None, "group": None, "delivery_count": 1, "envelope": envelope}
 
 
-def polled_items(module: LifecycleModule) -> list[dict[str, Any]]:
-    """One item per device of the tenant the monitoring cycle polls (``device``: only that one)."""
-    query: dict[str, Any] = {"tenant": module.tenant, "cf_lifecycle_state": list(POLLED_STATES)}
-    if module.params["device"] not in (None, ""):
-        found = resolve_device_ids(module.netbox, [module.params["device"]])[0]
+def selected_items(module: LifecycleModule) -> list[dict[str, Any]]:
+    """One item per device of the tenant that ``select`` picks (``device``: only that one)."""
+    p = module.params
+    states = POLLED_STATES if p["select"] == "polled" else OVERDUE_STATES
+    query: dict[str, Any] = {"tenant": module.tenant, "cf_lifecycle_state": list(states)}
+    cutoff = datetime.datetime.now(UTC) - datetime.timedelta(minutes=p["overdue_minutes"])
+    if p["select"] == "validation_overdue":
+        query[f"cf_{CHANGED_AT}__lt"] = netbox_time(cutoff)  # NetBox's range filters also match a null value
+    if p["device"] not in (None, ""):
+        found = resolve_device_ids(module.netbox, [p["device"]])[0]
         if found is None:
-            raise ValueError(f"device {module.params['device']!r}: no single NetBox device has that id or name")
+            raise ValueError(f"device {p['device']!r}: no single NetBox device has that id or name")
         query["id"] = found
-    records = module.netbox.list("/api/dcim/devices/", **query)
     entry = {"stream": None, "id": None, "group": None, "delivery_count": 0, "envelope": None}
     items = []
-    for record in sorted(records, key=lambda r: str(r.get("name"))):
-        if polled(record, module.tenant):
-            item = new_item(entry, device_ref(record))
-            item["facts"].update(state=state_of(record), oob_ip=oob_host(record))
+    for record in sorted(module.netbox.list("/api/dcim/devices/", **query), key=lambda r: str(r.get("name"))):
+        item = new_item(entry, device_ref(record))
+        item["facts"].update(state=state_of(record), oob_ip=oob_host(record))
+        if p["select"] == "polled" and polled(record, module.tenant):
+            items.append(item)
+        elif p["select"] == "validation_overdue" and overdue(record, module.tenant, cutoff):
+            since = custom_field(record, CHANGED_AT)
+            item["facts"].update(expected_fields={CHANGED_AT: since}, boot_files=[],
+                                 system={"serial": record.get("serial") or ""})  # fmt: skip
+            fail(item, "validation_timeout", f"no validation report within {p['overdue_minutes']} minutes (in "
+                 f"validating since {since or 'an unknown time'})")  # fmt: skip
             items.append(item)
     return items
 
 
 def read(module: LifecycleModule) -> dict[str, Any]:
-    """The items of the batch, filtered by ``admits`` (or, with ``polled``, the devices to poll)."""
+    """The items of the batch, filtered by ``admits`` (or, with ``select``, the devices the state machine picks)."""
     p = module.params
-    if p["polled"]:
-        items = polled_items(module)
+    if p["select"]:
+        items = selected_items(module)
         return {"changed": False, "batch": items, "summary": summary(items)}
     entries = entries_of(p["rulebook_batch"])
     if not entries and (p["device"] not in (None, "") or p["data"]):
@@ -198,7 +224,8 @@ def main() -> None:
             "device": {"type": "raw"},
             "data": {"type": "dict"},
             "admits": {"type": "str"},
-            "polled": {"type": "bool", "default": False},
+            "select": {"type": "str", "choices": ["polled", "validation_overdue"]},
+            "overdue_minutes": {"type": "int", "default": 30},
         },
         tenant=True,
     )

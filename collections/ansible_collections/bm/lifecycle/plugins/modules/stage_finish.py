@@ -13,7 +13,9 @@ description:
   - The last step of every stage playbook. Every item still C(active) is C(done), and its follow-up event is
     O(follow_up) with the item's O(follow_up_facts) as data.
   - Every C(failed) item whose device is known takes the stage's failure transition O(fail_transition) (compare-and-set
-    under the device lock, with a journal entry saying why), for the whole batch in one bulk write.
+    under the device lock, with a journal entry saying why), for the whole batch in one bulk write. An item whose
+    C(facts.expected_fields) no longer match its device (it moved on, for example a validation report landed while
+    its timeout was decided) is not failed but C(skipped), with no C(stage_failed).
   - Then, in one Redis transaction, publishes every C(done) item's follow-up event and a C(stage_failed) event for
     every C(failed) item (each envelope's id derived from its cause, so a re-run publishes nothing twice), and
     acknowledges the entries of every item but the C(deferred) ones.
@@ -86,7 +88,14 @@ netbox_requests:
 from typing import Any
 
 from ansible_collections.bm.lifecycle.plugins.module_utils import _transition
-from ansible_collections.bm.lifecycle.plugins.module_utils._batch import active, check_items, done, event_id, summary
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import (
+    active,
+    check_items,
+    done,
+    event_id,
+    skip,
+    summary,
+)
 from ansible_collections.bm.lifecycle.plugins.module_utils._envelope import new_event
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import transition_named
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule, run_batch_step
@@ -104,15 +113,20 @@ def record_failures(module: LifecycleModule, failed: list[dict[str, Any]]) -> No
             device=int(i["device"]["id"]),
             reason=f"{i['failure']['reason']}: {i['failure']['msg']}",
             event_id=event_id(i),
+            expected_fields=i["facts"].get("expected_fields"),
         )
         for i in with_device
     ]
+    transition = transition_named(p["fail_transition"])
     results = _transition.apply(
-        module.netbox, None if module.check_mode else module.redis, transition_named(p["fail_transition"]), requests,
+        module.netbox, None if module.check_mode else module.redis, transition, requests,
         actor=f"bm.lifecycle.{p['stage']}", tenant=module.tenant, write=not module.check_mode,
     )  # fmt: skip
     for item, result in zip(with_device, results, strict=True):
         item["facts"]["failure_recorded"] = result["transitioned"] or result["state"] == result["state_before"]
+        if item["facts"].get("expected_fields") and not result["transitioned"] and result["state"] != transition.target:
+            # A compare-and-set failure (a timeout) that lost the race: the device moved on, it did not fail.
+            skip(item, f"not recorded as failed: {result['msg']}")
 
 
 def finish(module: LifecycleModule) -> dict[str, Any]:
@@ -121,8 +135,8 @@ def finish(module: LifecycleModule) -> dict[str, Any]:
     items = check_items(p["batch"])
     for item in active(items):
         done(item, p["follow_up"], {"stage": p["stage"], **{k: item["facts"].get(k) for k in p["follow_up_facts"]}})
+    record_failures(module, [i for i in items if i["status"] == "failed"])
     failed = [i for i in items if i["status"] == "failed"]
-    record_failures(module, failed)
     source = f"bm.lifecycle.{p['stage']}"
     envelopes = []
     for item in items:

@@ -66,10 +66,9 @@ def _ca() -> str:
 
 def monitoring(fleet: Any, tmp: Path, count: int) -> dict[str, Any]:
     """One redfish_metrics cycle over the first ``count`` BMCs, run as a playbook."""
-    targets = [
-        {"name": b.name, "address": b.address, "port": b.port, "username": b.username, "password": b.password}
-        for b in list(fleet)[:count]
-    ]
+    bmcs = list(fleet)[:count]
+    batch = [{"entry": {"stream": None, "id": None, "envelope": None}, "device": {"id": None, "name": b.name},
+              "status": "active", "facts": {}} for b in bmcs]  # fmt: skip
     play = [
         {
             "name": "bench monitoring",
@@ -79,7 +78,9 @@ def monitoring(fleet: Any, tmp: Path, count: int) -> dict[str, Any]:
                 {
                     "name": "cycle",
                     "bm.lifecycle.redfish_metrics": {
-                        "targets": targets,
+                        "batch": batch,
+                        "addresses": {b.name: f"{b.address}:{b.port}" for b in bmcs},
+                        "credentials": {b.name: {"username": b.username, "password": b.password} for b in bmcs},
                         "ca_path": _ca(),
                         "update_netbox": False,
                         "metrics_dir": str(tmp / "metrics"),

@@ -54,6 +54,15 @@ def ansible_playbook(playbook: str, *args: str, timeout: float = 600, **env: str
     )
 
 
+def poll_targets(fleet: Any, ca_path: str) -> list[dict[str, Any]]:
+    """The metrics poller's targets for every BMC of a mock fleet (``run_poll``), each with its own login."""
+    return [
+        {"name": b.name, "address": b.address, "port": b.port, "username": b.username, "password": b.password,
+         "ca_path": ca_path}
+        for b in fleet
+    ]  # fmt: skip
+
+
 def textfile_samples(path: Path) -> dict[str, float]:
     """The samples of a Prometheus textfile: `name{labels}` -> value (comments skipped)."""
     samples = {}

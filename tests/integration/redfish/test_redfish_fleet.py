@@ -8,6 +8,7 @@ import time
 import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics import run_poll
+from helpers import poll_targets
 from integration.redfish.conftest import ca_path, testing
 
 pytestmark = pytest.mark.slow
@@ -23,17 +24,7 @@ def test_one_cycle_over_1000_bmcs_with_failures_isolated() -> None:
         fleet.set_faults(7, unavailable_count=1)  # one 503, then fine: retried
         fleet.set_faults(10, failed_psus=[2])  # an iLO 5
         fleet.set_faults(11, failed_fans=[3])  # an iLO 6
-        targets = [
-            {
-                "name": b.name,
-                "address": b.address,
-                "port": b.port,
-                "username": b.username,
-                "password": b.password,
-                "ca_path": ca_path(),
-            }
-            for b in fleet
-        ]
+        targets = poll_targets(fleet, ca_path())
         targets[9]["password"] = "wrong"
         started = time.monotonic()
         results = run_poll(targets, concurrency=50, deadline=45, retries=2, backoff=0.2)

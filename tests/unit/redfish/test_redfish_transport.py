@@ -25,6 +25,7 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
     on_bmcs,
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._redfish_metrics import run_poll
+from helpers import poll_targets
 
 testing = pytest.importorskip("bm_mock_ilo.testing")
 Settings = pytest.importorskip("bm_mock_ilo").Settings
@@ -119,17 +120,7 @@ def test_a_session_is_opened_and_deleted(fleet: Any, cert_dir: Path) -> None:
 
 
 def test_the_metrics_poller_reads_through_the_same_client(fleet: Any, cert_dir: Path) -> None:
-    targets = [
-        {
-            "name": b.name,
-            "address": b.address,
-            "port": b.port,
-            "username": b.username,
-            "password": b.password,
-            "ca_path": str(cert_dir / "cert.pem"),
-        }
-        for b in fleet
-    ]
+    targets = poll_targets(fleet, str(cert_dir / "cert.pem"))
     targets[2]["password"] = "wrong-secret"
     results = run_poll(targets, concurrency=2, deadline=10, retries=1, backoff=0.01)
     assert [r["ok"] for r in results] == [True, True, False]

@@ -173,15 +173,16 @@ def admits(device: Mapping[str, Any], transition: str, tenant: str) -> bool:
     return refusal(device, transition_named(transition), tenant) is None
 
 
-POLLED_STATES = ("monitored", *TRANSITIONS["start_monitoring"].sources)  # a NetBox filter's first cut of polled()
+_FIRST_POLL = TRANSITIONS["start_monitoring"]
+POLLED_STATES = (_FIRST_POLL.target, *_FIRST_POLL.sources)  # a NetBox filter's first cut of polled()
 
 
 def polled(device: Mapping[str, Any], tenant: str) -> bool:
     """Whether the monitoring cycle polls ``device``: monitored, or hardened and staged (its first successful poll is
     ``start_monitoring``)."""
-    return tenant_matches(device, tenant) and (
-        state_of(device) == "monitored" or admits(device, "start_monitoring", tenant)
-    )
+    if state_of(device) == _FIRST_POLL.target:
+        return tenant_matches(device, tenant)
+    return refusal(device, _FIRST_POLL, tenant) is None
 
 
 OVERDUE_STATES = TRANSITIONS["time_out_validation"].sources

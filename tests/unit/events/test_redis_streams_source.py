@@ -126,6 +126,30 @@ def test_window_waits_for_the_ack(bus: RedisClient, redis_server: RedisServer) -
     assert [e["batch_size"] for e in q.events] == [1, 7]
 
 
+def test_window_is_per_event_type(bus: RedisClient, redis_server: RedisServer) -> None:
+    ev.publish(bus, [lease(0)])
+    q = FakeQueue()
+    a = args(redis_server, event_types=["dhcp_lease", "device_discovered"])
+
+    async def scenario() -> None:
+        task = asyncio.create_task(main(q, a))
+        try:
+            await until(lambda: q.events, 10, task)
+            ev.publish(bus, [lease(1), env.new_event("device_discovered", {}, source="t")])
+            await until(lambda: len(q.events) >= 2, 5, task)  # the other stage goes on while discovery runs
+            await asyncio.sleep(0.5)
+            assert [e["event_type"] for e in q.events] == ["dhcp_lease", "device_discovered"]
+            ev.publish(bus, [], q.events[0]["entries"])
+            await until(lambda: len(q.events) >= 3, 5, task)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())
+    assert [e["event_type"] for e in q.events] == ["dhcp_lease", "device_discovered", "dhcp_lease"]
+
+
 def test_types_are_never_mixed(bus: RedisClient, redis_server: RedisServer) -> None:
     ev.publish(bus, [lease(1), env.new_event("device_discovered", {}, source="t"), lease(2)])
     q = FakeQueue()

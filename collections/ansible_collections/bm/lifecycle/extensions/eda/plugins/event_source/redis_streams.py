@@ -33,8 +33,10 @@ description:
     C({stream, id, group, delivery_count, envelope}) where C(envelope) is the validated v1 envelope.
   - Batching - the first entry is taken with a blocking read; what else is already waiting on that stream is added
     (up to O(batch_size)); while entries keep arriving the batch waits at most O(batch_wait_ms) to fill. A lone event
-    goes at once. With O(max_batches_in_flight) (default 1) the source reads nothing new until the stage acknowledged
-    the previous batch (or O(claim_idle_ms) passed) - a burst that arrives during a playbook run is the next batch.
+    goes at once. The window is per event type - with O(max_batches_in_flight) (default 1) the source reads nothing new
+    of a type until the stage acknowledged that type's previous batch (or O(claim_idle_ms) passed); a burst that
+    arrives during a playbook run is the next batch. Other types go on meanwhile, so with the ruleset's
+    C(execution_strategy: parallel) every stage runs beside the others, at most O(max_batches_in_flight) batches each.
   - On start, entries this consumer had taken but not acknowledged (a killed rulebook) are handed over again first.
     Entries of any consumer idle longer than O(claim_idle_ms) are claimed again (C(XAUTOCLAIM)), so a killed stage
     is retried. An entry delivered more than O(max_deliveries) times, or one that is not a valid v1 envelope of the
@@ -85,8 +87,8 @@ options:
     type: int
     default: 5
   max_batches_in_flight:
-    description: Batches handed over and not yet acknowledged before the source reads on; 0 means no limit
-      (only the rulebook's own queue holds the source back). Raise it with execution_strategy parallel.
+    description: Batches of one event type handed over and not yet acknowledged before the source reads on for that
+      type; 0 means no limit (only the rulebook's own queue holds the source back).
     type: int
     default: 1
   backoff_max_s:
@@ -257,29 +259,33 @@ class Source:
             await self.close()
 
     async def step(self) -> None:
-        """Claim idle entries when due, then hand over at most one batch if the window allows."""
+        """Claim idle entries when due, then hand over at most one batch of a type whose window is open."""
         now = time.monotonic()
         if now >= self.next_claim:
             self.next_claim = now + self.cfg.claim_interval_ms / 1000
             await self.autoclaim()
-        if not await self.window_open():
+        streams = await self.open_streams()
+        if not streams:
             await asyncio.sleep(POLL_S)
             return
-        stream, entries = await self.next_batch()
+        stream, entries = await self.next_batch(streams)
         if not entries:
             return
         good = await self.screen(stream, entries)
         if good:
             await self.hand_over(stream, good)
 
-    async def window_open(self) -> bool:
-        """True if fewer than max_batches_in_flight handed-over batches still wait for their acknowledgement."""
+    async def open_streams(self) -> list[str]:
+        """The streams with fewer than max_batches_in_flight handed-over batches still waiting for their ack."""
         limit = self.cfg.max_batches_in_flight
         if not limit:
-            return True
-        if len(self.inflight) >= limit:
+            return self.cfg.streams
+        if any(self.in_flight(s) >= limit for s in self.cfg.streams):
             await self.refresh_inflight()
-        return len(self.inflight) < limit
+        return [s for s in self.cfg.streams if self.in_flight(s) < limit]
+
+    def in_flight(self, stream: str) -> int:
+        return sum(1 for s, _ids, _at in self.inflight if s == stream)
 
     async def refresh_inflight(self) -> None:
         still = []
@@ -297,22 +303,25 @@ class Source:
         self.inflight = still
 
     # --- reading ----------------------------------------------------------------------------------------------
-    async def next_batch(self) -> tuple[str, list[tuple[str, dict[bytes, bytes] | None, int]]]:
+    async def next_batch(self, streams: list[str]) -> tuple[str, list[tuple[str, dict[bytes, bytes] | None, int]]]:
+        """One batch of one of ``streams``: own history, then claimed entries, then new ones."""
         size = self.cfg.batch_size
-        for stream in self.cfg.streams:  # own history (after a restart), then claimed entries
+        for stream in streams:  # own history (after a restart), then claimed entries
             if self.history.get(stream) and len(self.backlog.get(stream, [])) < size:
                 await self.read_history(stream)
             if self.backlog.get(stream):
                 batch, self.backlog[stream] = self.backlog[stream][:size], self.backlog[stream][size:]
                 return stream, batch
+        # While a type's window is shut, wake up often enough to see its acknowledgement.
+        block_ms = self.cfg.block_ms if len(streams) == len(self.cfg.streams) else min(self.cfg.block_ms, 200)
         reply = await self.redis.xreadgroup(
-            self.cfg.group, self.cfg.consumer, dict.fromkeys(self.cfg.streams, ">"), count=1, block=self.cfg.block_ms
+            self.cfg.group, self.cfg.consumer, dict.fromkeys(streams, ">"), count=1, block=block_ms
         )
         if not reply:
             return "", []
         for raw_stream, rows in reply:
             self.backlog.setdefault(_text(raw_stream), []).extend((_text(i), f, 1) for i, f in rows)
-        stream = next(s for s in self.cfg.streams if self.backlog.get(s))
+        stream = next(s for s in streams if self.backlog.get(s))
         batch = self.backlog.pop(stream)
         if size > 1:
             deadline = time.monotonic() + self.cfg.batch_wait_ms / 1000

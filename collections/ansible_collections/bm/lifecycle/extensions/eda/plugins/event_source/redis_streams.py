@@ -36,7 +36,7 @@ description:
     goes at once. The window is per event type - with O(max_batches_in_flight) (default 1) the source reads nothing new
     of a type until the stage acknowledged that type's previous batch (or O(claim_idle_ms) passed); a burst that
     arrives during a playbook run is the next batch. Other types go on meanwhile, so with the ruleset's
-    C(execution_strategy: parallel) every stage runs beside the others, at most O(max_batches_in_flight) batches each.
+    parallel execution strategy every stage runs beside the others, at most O(max_batches_in_flight) batches each.
   - On start, entries this consumer had taken but not acknowledged (a killed rulebook) are handed over again first.
     Entries of any consumer idle longer than O(claim_idle_ms) are claimed again (C(XAUTOCLAIM)), so a killed stage
     is retried. An entry delivered more than O(max_deliveries) times, or one that is not a valid v1 envelope of the

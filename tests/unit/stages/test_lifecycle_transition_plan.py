@@ -426,6 +426,21 @@ def test_address_held_elsewhere_is_not_moved_and_its_batch_mates_go_on(fake_netb
     assert all(row["oob_ip"] != 9 for _m, path, rows in nb.writes() if path == "/api/dcim/devices/" for row in rows)
 
 
+def test_an_ip_netbox_refuses_fails_its_lease_alone(fake_netbox: Callable[..., Any]) -> None:
+    def create(_: Any, body: Any) -> Any:
+        rows = body if isinstance(body, list) else [body]  # the bulk chunk, then each row alone
+        if any(row["address"].startswith("10.1.100.21/") for row in rows):
+            raise NetBoxError("address: duplicate IP address found in global table", 400)
+        return [{"id": 60, **row} for row in rows] if isinstance(body, list) else {"id": 60, **body}
+
+    nb = fake_netbox({**ip_routes([]), ("POST", "/api/ipam/ip-addresses/"): create})
+    two = {**device(), "id": 2, "name": "srv002"}
+    refused, fine = reconcile_bmc_ips(nb, [BmcLease(device(), 1, "10.1.100.21"), BmcLease(two, 2, "10.1.100.30/24")])
+    assert isinstance(refused, NetBoxError) and refused.status == 400 and "duplicate" in str(refused)
+    assert isinstance(fine, dict) and fine["ip_id"] == 60
+    assert ("PATCH", "/api/dcim/devices/", [{"id": 2, "oob_ip": 60}]) in nb.writes()  # none for the refused lease
+
+
 def test_check_mode_reports_without_writing(fake_netbox: Callable[..., Any]) -> None:
     nb = fake_netbox(ip_routes([]))
     [out] = recorded(reconcile_bmc_ips(nb, [BmcLease(device(), 1, "10.1.100.21")], check_mode=True))

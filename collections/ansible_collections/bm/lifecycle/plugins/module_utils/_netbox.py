@@ -767,7 +767,9 @@ def reconcile_bmc_ips(
     IPs, one bulk PATCH of IPs (claimed, re-activated, stale ones ``deprecated``), one bulk PATCH of the devices'
     oob_ip. Per lease ``{changed, ip, ip_id, previous_ip, ip_changed, changes}``; ``ip_changed`` is true when the
     device's oob_ip pointed elsewhere (or nowhere) before. An address NetBox holds on another object is not moved: that
-    lease's result is a :class:`NetBoxError` (409) and nothing of it is written. One BMC interface per lease.
+    lease's result is a :class:`NetBoxError` (409) and nothing of it is written. The writes go through
+    :func:`bulk_write`: a row NetBox refuses makes its lease's result that error, and the lease's later writes are
+    not sent. One BMC interface per lease.
     """
     on_iface = _by(
         list_in(client, "/api/ipam/ip-addresses/", "interface_id", sorted({x.interface_id for x in leases})),
@@ -786,6 +788,7 @@ def reconcile_bmc_ips(
     results: list[dict[str, Any] | NetBoxError] = []
     creates: list[tuple[int, dict[str, Any]]] = []  # (result index, body)
     ip_patches: list[dict[str, Any]] = []
+    patch_owner: list[int] = []  # the result index of each of ip_patches
     oob: list[tuple[int, int, int | None]] = []  # (result index, device id, ip id or None: the created one)
     for x in leases:
         host, changes = hosts[id(x)], list[str]()
@@ -798,6 +801,7 @@ def reconcile_bmc_ips(
             if host_of(stale["address"]) != host and unwrap(stale.get("status")) == "active":
                 ip_patches.append({"id": stale["id"], "status": "deprecated"})
                 changes.append(f"marked stale {stale['address']} deprecated")
+        patch_owner += [len(results)] * (len(ip_patches) - len(patch_owner))
         cidr = ip_obj["address"] if ip_obj else (x.address if "/" in x.address else f"{host}/{lengths[host]}")
         if ip_obj is None:
             changes.insert(0, f"created IP {cidr} on the BMC interface")
@@ -814,18 +818,32 @@ def reconcile_bmc_ips(
         })  # fmt: skip
     if check_mode:
         return results
-    if creates:
-        made = client.post("/api/ipam/ip-addresses/", [body for _i, body in creates])
-        for (index, _body), row in zip(creates, made, strict=True):
-            results[index]["ip_id"] = row["id"]  # type: ignore[index]
-    if ip_patches:
-        client.patch("/api/ipam/ip-addresses/", ip_patches)
-    if oob:
-        client.patch("/api/dcim/devices/", [
-            {"id": device_id, "oob_ip": ip_id or results[index]["ip_id"]}  # type: ignore[index]
-            for index, device_id, ip_id in oob
-        ])  # fmt: skip
+    made = bulk_write(client, "POST", "/api/ipam/ip-addresses/", [body for _i, body in creates])
+    for (index, _body), row in zip(creates, made, strict=True):
+        result = results[index]
+        if isinstance(row, NetBoxError):
+            results[index] = row
+        elif isinstance(result, dict):
+            result["ip_id"] = row["id"]
+    owners = [index for index in patch_owner if isinstance(results[index], dict)]
+    patches = [row for index, row in zip(patch_owner, ip_patches, strict=True) if isinstance(results[index], dict)]
+    _refused(results, owners, bulk_write(client, "PATCH", "/api/ipam/ip-addresses/", patches))
+    oob = [(index, device_id, ip_id) for index, device_id, ip_id in oob if isinstance(results[index], dict)]
+    rows = [
+        {"id": device_id, "oob_ip": ip_id or results[index]["ip_id"]}  # type: ignore[index]
+        for index, device_id, ip_id in oob
+    ]
+    _refused(results, [index for index, _d, _i in oob], bulk_write(client, "PATCH", "/api/dcim/devices/", rows))
     return results
+
+
+def _refused(
+    results: list[dict[str, Any] | NetBoxError], owners: list[int], answers: list[dict[str, Any] | NetBoxError]
+) -> None:
+    """Each write NetBox refused becomes the result of the lease it was for (``owners``: result indexes)."""
+    for index, answer in zip(owners, answers, strict=True):
+        if isinstance(answer, NetBoxError):
+            results[index] = answer
 
 
 # --- the per-device lock ----------------------------------------------------------------------------------------------

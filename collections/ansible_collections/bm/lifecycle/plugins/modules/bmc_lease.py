@@ -159,7 +159,7 @@ def match(module: LifecycleModule) -> dict[str, Any]:
             ips = reconcile_bmc_ips(module.netbox, leases, check_mode=module.check_mode)
         for item, one, ip in zip(latest.values(), matched, ips, strict=True):
             if isinstance(ip, NetBoxError):
-                fail(item, "ip_conflict", str(ip))
+                fail(item, "ip_conflict" if ip.status == 409 else "netbox_refused", str(ip))
             else:
                 record(item, one, ip)
     return {"changed": any(i["facts"].get("ip_changed") for i in items), "batch": items, "summary": summary(items)}

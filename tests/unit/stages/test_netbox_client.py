@@ -337,6 +337,20 @@ def test_list_follows_three_pages_with_the_filter_on_each(server: tuple[str, Scr
     assert "offset=4" in script.seen[2]["path"]
 
 
+def test_next_links_naming_another_host_come_back_to_ours(server: tuple[str, Script]) -> None:
+    url, script = server
+    proxied = "https://netbox-behind-proxy.invalid/netbox/api/dcim/interfaces/?device_id=7&limit=2&offset={}"
+    script.answers = [
+        (200, {"count": 5, "next": proxied.format(2), "results": [{"id": 1}, {"id": 2}]}),
+        (200, {"count": 5, "next": proxied.format(4), "results": [{"id": 3}, {"id": 4}]}),
+        (200, {"count": 5, "next": None, "results": [{"id": 5}]}),
+    ]
+    nb = client(url, [])
+    assert [r["id"] for r in nb.list("/api/dcim/interfaces/", device_id=7, limit=2)] == [1, 2, 3, 4, 5]
+    assert script.seen[2]["path"] == "/api/dcim/interfaces/?device_id=7&limit=2&offset=4"  # asked of our server
+    assert nb.requests == 3
+
+
 def test_validate_certs_false_warns() -> None:
     warnings: list[str] = []
     NetBoxClient("https://netbox.invalid", "t", validate_certs=False, warn=warnings.append)

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 try:
     import pynetbox
@@ -146,6 +146,7 @@ class NetBoxClient:
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.base_path = parts.path.rstrip("/")
+        self.netloc = parts.netloc
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.tries = max(1, tries)
@@ -191,12 +192,25 @@ class NetBoxClient:
     def close(self) -> None:
         self.http_session.close()
 
+    def _on_our_netbox(self, url: str) -> str:
+        """``url`` on the NetBox URL we were given. NetBox builds its ``next`` links (which pynetbox follows from the
+        third page on) from the name it was reached by; behind a proxy that is another host, scheme or path prefix.
+        Such a link is sent to our URL, its ``/api/...`` path and query kept: the token never leaves for another host.
+        """
+        got = urlsplit(url)
+        if (got.scheme, got.netloc) == (self.scheme, self.netloc) and got.path.startswith(self.base_path + "/api/"):
+            return url
+        api = got.path.find("/api/")
+        path = self.base_path + (got.path[api:] if api >= 0 else got.path)
+        return urlunsplit((self.scheme, self.netloc, path, got.query, ""))
+
     def _send(self, method: str, url: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One request with the retry policy (called by the session for every request, pynetbox's too): the answer
         when it is 2xx, else :class:`NetBoxError` (4xx, at once) or :class:`NetBoxUnreachable` (after the last try).
         """
         session = self.http_session
         method = method.upper()
+        url = self._on_our_netbox(url)
         path = _api_path(url, self.base_path)
         kwargs["allow_redirects"] = False  # like before: a redirect is an error, never followed
         if kwargs.get("timeout") is None:

@@ -161,6 +161,7 @@ def spool_flush_timer(env: dict[str, str], every_s: float = 30.0) -> Iterator[No
         yield
     finally:
         stop.set()
+        thread.join(30)  # a flush under way ends with the run (the hook bounds its own time); daemon past that
 
 
 def _models(value: str) -> str:

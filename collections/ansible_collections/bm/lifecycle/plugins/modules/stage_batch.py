@@ -167,18 +167,19 @@ def selected_items(module: LifecycleModule) -> list[dict[str, Any]]:
         query["id"] = found
     entry = {"stream": None, "id": None, "group": None, "delivery_count": 0, "envelope": None}
     items = []
+    keep = polled if p["select"] == "polled" else lambda r, tenant: overdue(r, tenant, cutoff)
     for record in sorted(module.netbox.list("/api/dcim/devices/", **query), key=lambda r: str(r.get("name"))):
+        if not keep(record, module.tenant):
+            continue
         item = new_item(entry, device_ref(record))
         item["facts"].update(state=state_of(record), oob_ip=oob_host(record))
-        if p["select"] == "polled" and polled(record, module.tenant):
-            items.append(item)
-        elif p["select"] == "validation_overdue" and overdue(record, module.tenant, cutoff):
+        items.append(item)
+        if p["select"] == "validation_overdue":
             since = custom_field(record, CHANGED_AT)
             item["facts"].update(expected_fields={CHANGED_AT: since}, boot_files=[],
                                  system={"serial": record.get("serial") or ""})  # fmt: skip
             fail(item, "validation_timeout", f"no validation report within {p['overdue_minutes']} minutes (in "
                  f"validating since {since or 'an unknown time'})")  # fmt: skip
-            items.append(item)
     return items
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pynetbox
 
 SWITCHES = ("tor1", "tor2")
+CHUNK = 100  # names or ids per filter, rows per bulk create
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,15 @@ def switch_ip(switch_index: int) -> str:
     return f"192.0.2.{11 + switch_index}"
 
 
+def _chunks(values: list[Any]) -> list[list[Any]]:
+    """``values`` in slices of ``CHUNK``: a filter's URL stays under gunicorn's request-line limit (4 KiB)."""
+    return [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]
+
+
 def remove(api: pynetbox.api, names: list[str]) -> int:
     """Delete earlier runs' servers with their IPs and cables (interfaces and MACs go with the device)."""
     removed = 0
-    for device in api.dcim.devices.filter(name=names):
+    for device in (d for part in _chunks(names) for d in api.dcim.devices.filter(name=part)):
         for ip in api.ipam.ip_addresses.filter(device_id=device.id):
             ip.delete()
         for cable in api.dcim.cables.filter(device_id=device.id):
@@ -72,28 +78,34 @@ def seed(api: pynetbox.api, servers: list[tuple[str, str]], *, tenant: str = "ba
         )
         existing = {i.name for i in api.dcim.interfaces.filter(device_id=device.id)}
         missing = [f"Ethernet{p}" for p in range(1, len(servers) + 1) if f"Ethernet{p}" not in existing]
-        if missing:
-            api.dcim.interfaces.create([{"device": device.id, "name": n, "type": "25gbase-x-sfp28"} for n in missing])
+        for part in _chunks(missing):
+            api.dcim.interfaces.create([{"device": device.id, "name": n, "type": "25gbase-x-sfp28"} for n in part])
 
-    registered = []
+    names = [name for name, _mac in servers]
+    ids = {d.name: d.id for part in _chunks(names) for d in api.dcim.devices.filter(name=part)}
+    new = [
+        {"name": name, "device_type": server_type.id, "role": server_role.id, "site": site.id, "tenant": owner.id,
+         "status": "active", "custom_fields": {"lifecycle_state": "staged"}}
+        for name in names
+        if name not in ids
+    ]  # fmt: skip
+    for part in _chunks(new):
+        ids.update((d.name, d.id) for d in api.dcim.devices.create(part))
+    have = {
+        (i.device.id, i.name)
+        for part in _chunks([ids[n] for n in names])
+        for i in api.dcim.interfaces.filter(device_id=part)
+    }
+    interfaces = []
     for name, bmc_mac in servers:
-        device = _get_or_create(
-            api.dcim.devices,
-            {"name": name},
-            device_type=server_type.id,
-            role=server_role.id,
-            site=site.id,
-            tenant=owner.id,
-            status="active",
-            custom_fields={"lifecycle_state": "staged"},
-        )
-        existing = {i.name for i in api.dcim.interfaces.filter(device_id=device.id)}
-        if "ilo" not in existing:
-            api.dcim.interfaces.create(
-                device=device.id, name="ilo", type="1000base-t", mgmt_only=True, mac_address=bmc_mac
-            )
-        for nic in ("eno1", "eno2"):
-            if nic not in existing:
-                api.dcim.interfaces.create(device=device.id, name=nic, type="25gbase-x-sfp28")
-        registered.append(Registered(name=name, device_id=device.id))
-    return registered
+        if (ids[name], "ilo") not in have:
+            interfaces.append({"device": ids[name], "name": "ilo", "type": "1000base-t", "mgmt_only": True,
+                               "mac_address": bmc_mac})  # fmt: skip
+        interfaces += [
+            {"device": ids[name], "name": nic, "type": "25gbase-x-sfp28"}
+            for nic in ("eno1", "eno2")
+            if (ids[name], nic) not in have
+        ]
+    for part in _chunks(interfaces):
+        api.dcim.interfaces.create(part)
+    return [Registered(name=name, device_id=ids[name]) for name in names]

@@ -20,6 +20,7 @@ source "$STACK_ENV"
 set +a
 export PYTHONPATH="$ROOT/src:$ROOT/collections${PYTHONPATH:+:$PYTHONPATH}"
 WORK="${BM_LAB_E2E_DIR:-$LAB/lab-e2e}"
+export BM_LAB_E2E_DIR="$WORK"  # the test's work dir is the one this trap cleans (its own default ignores BM_LAB_DIR)
 
 cleanup() {
     local pidfile pid ns

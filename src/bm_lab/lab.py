@@ -14,8 +14,11 @@ Everything but the BMC silicon is real, inside network namespaces this run creat
                 QEMU (its NICs are taps opened inside the tor namespaces: cabled to their switch ports)
 
 Server i's eno1 is cabled to tor1 Ethernet<i+1>, eno2 to tor2 Ethernet<i+1>; the VM PXE-boots on eno1 (iPXE ROM ->
-the DHCP server -> boot.ipxe -> `${uuid}.ipxe` rendered by provisioning -> kernel + initrd over HTTP). Its SMBIOS
-identity and NIC MACs are the mock iLO's; the mock's power actions and one-time PXE boot drive the VM over QMP.
+the DHCP server -> boot.ipxe -> `${uuid}.ipxe` rendered by provisioning -> kernel + initrd over HTTP). The mock
+iLOs cycle over the generations of `--model` (default ilo5,ilo6: iLO 5 in a ProLiant DL360 Gen10 Plus, iLO 6 in a
+Gen11, as bm-lab-sim); each VM's SMBIOS system identity (manufacturer, product, SKU, serial, UUID) and NIC MACs are
+its iLO's, so what the validation image reads with dmidecode matches its BMC, as on real hardware. The mock's power
+actions and one-time PXE boot drive the VM over QMP.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from bm_lab.netns import Netns, Relays, in_netns
 from bm_mock_ilo.bmc import Bmc, Settings
 from bm_mock_ilo.cli import DEFAULT_STATE
 from bm_mock_ilo.fleet import Fleet
+from bm_mock_ilo.models import PROFILES
 from bm_mock_ilo.power import QmpPower
 from bm_mock_ilo.testing import BmcInfo
 from bm_mock_ilo.tlscert import ensure_certificate, server_context
@@ -66,6 +70,7 @@ NET = "10.77"  # 10.77.0.0/24 OOB (BMCs), 10.77.1.0/24 behind tor1, 10.77.2.0/24
 HTTP_PORT = 8080
 BMC_FIRST = 100  # BMC i asks for NET.0.(100 + i), the first addresses of the OOB pool
 WEBHOOK_PORT = 5000
+MANUFACTURER = "HPE"  # what every mock iLO's Systems/1 and Chassis/1 say (bm_mock_ilo.resources), either generation
 TOOLS = (
     "/usr/sbin/dhcpd",
     KEA_DHCP4,
@@ -234,10 +239,13 @@ class NetnsFleet(Fleet):
 
 
 class Ilos:
-    """The mock iLOs of the lab in an event loop thread; BMC i on BMC_FIRST + i:443 inside its own namespace, its
-    power hook driving VM i over QMP. Counters and state are read in process (the host cannot reach the BMCs)."""
+    """The mock iLOs of the lab in an event loop thread; BMC i on BMC_FIRST + i:443 inside its own namespace, of the
+    generation `models[i % len(models)]`, its power hook driving VM i over QMP. Counters and state are read in
+    process (the host cannot reach the BMCs)."""
 
-    def __init__(self, count: int, seed: str, password: str, qmp_template: str, namespaces: list[str]) -> None:
+    def __init__(
+        self, count: int, seed: str, password: str, qmp_template: str, namespaces: list[str], *, models: list[str]
+    ) -> None:
         addresses = [f"{NET}.0.{BMC_FIRST + i}" for i in range(count)]
         cert, key = ensure_certificate(DEFAULT_STATE / f"{addresses[0]}+{count}", addresses)
         self.power = LabQmpPower(qmp_template, timeout=10.0)
@@ -247,7 +255,7 @@ class Ilos:
             seed=seed,
             first_address=addresses[0],
             base_port=443,
-            settings=Settings(manager_reset_seconds=2.0),
+            settings=[Settings(model=model, manager_reset_seconds=2.0) for model in models],  # cycled, as in sim
             power=self.power,
             ssl_context=server_context(cert, key),
             password=password,
@@ -285,6 +293,25 @@ class Ilos:
         self.thread.join(30)
         self.loop.close()
         self.thread = None
+
+
+def smbios_system(bmc: BmcInfo) -> dict[str, str]:
+    """SMBIOS type 1 (System Information) of the server behind `bmc`: what its iLO says of it (manufacturer, product
+    and SKU of its generation, bm_mock_ilo.models; its serial and UUID), as the firmware of a real server does."""
+    profile = PROFILES[bmc.model]
+    return {
+        "manufacturer": MANUFACTURER,
+        "product": profile.product,
+        "sku": profile.sku,
+        "family": "ProLiant",
+        "serial": bmc.serial,
+        "uuid": bmc.uuid,
+    }
+
+
+def smbios_option(fields: dict[str, str]) -> str:
+    """QEMU's `-smbios type=1,...` value (a comma inside a value is doubled, QEMU's escape)."""
+    return ",".join(["type=1", *(f"{key}={value.replace(',', ',,')}" for key, value in fields.items())])
 
 
 # --- configuration files ----------------------------------------------------------------------------------------
@@ -544,7 +571,7 @@ class Lab:
             "-machine", "pc", "-m", str(self.args.memory), "-smp", "1", "-S", "-no-shutdown",
             "-display", "none", "-vga", "std", "-serial", f"file:{server.serial_log}",
             "-qmp", f"unix:{server.qmp},server=on,wait=off", "-pidfile", str(self.run_dir / f"qemu-{server.name}.pid"),
-            "-smbios", f"type=1,manufacturer=HPE,product=ProLiant DL360 Gen10,serial={bmc.serial},uuid={bmc.uuid}",
+            "-smbios", smbios_option(smbios_system(bmc)),
             "-boot", "menu=off", *devices,
         ]  # fmt: skip
         proc = self.net.spawn(None, argv, f"qemu-{server.name}.log", pass_fds=tuple(fds))
@@ -741,7 +768,7 @@ def run(args: argparse.Namespace) -> LabResult:  # noqa: PLR0912, PLR0915 - one 
     password = secrets.token_urlsafe(12)
     lab = Lab(args, workdir)
     ilos = Ilos(args.count, args.seed, password, str(workdir / "qmp" / "{index}.sock"),
-                [lab.bmc_ns(i) for i in range(args.count)])  # fmt: skip
+                [lab.bmc_ns(i) for i in range(args.count)], models=args.model.split(","))  # fmt: skip
     servers = [
         LabServer(sim.SimServer(f"lab{b.index + 1:03d}", b, ""), b.index, workdir / "qmp" / f"{b.index}.sock",
                   workdir / "logs" / f"serial-lab{b.index + 1:03d}.log")
@@ -808,7 +835,9 @@ def print_report(result: LabResult) -> None:
     sim.print_timeline(result.rows)
     for server in result.servers:
         chain = " -> ".join(e["event_type"] for e in result.events.get(server.name, []))
-        print(f"{server.name}: BMC {server.sim.bmc.bmc_mac} leased {server.sim.lease_ip or '-'}; events: {chain}")
+        bmc = server.sim.bmc
+        print(f"{server.name}: {PROFILES[bmc.model].manager} in a {PROFILES[bmc.model].product}, BMC {bmc.bmc_mac} "
+              f"leased {server.sim.lease_ip or '-'}; events: {chain}")  # fmt: skip
     print("phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.phases.items()) + f"; wall {result.wall_s:.1f}")
     print(f"{result.monitored}/{len(result.rows)} server(s) monitored; logs: {result.workdir / 'logs'}")
 
@@ -823,6 +852,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", help="image directory (vmlinuz, initrd.gz); default: build it with the overlay")
     parser.add_argument("--accel", choices=("kvm", "tcg"), help="skip the KVM probe")
     parser.add_argument("--memory", type=int, default=768, help="MiB per VM")
+    parser.add_argument(
+        "--model",
+        type=sim._models,  # bm-lab-sim's check of its option of the same name
+        default="ilo5,ilo6",
+        help="mock iLO generations, cycled over the BMCs (default ilo5,ilo6: a mixed fleet); each VM's SMBIOS identity "
+        "is its iLO's server",
+    )
     parser.add_argument("--rulebook", default="bm.lifecycle.lifecycle", help="rulebook FQCN or path")
     parser.add_argument(
         "--dhcp", choices=("isc", "kea"), default="isc", help="the DHCP server (default isc: ISC dhcpd)"

@@ -4,8 +4,10 @@ src/bm_lab/lab.py builds network namespaces with the DHCP server running the pro
 or Kea's run_script hook library), lldpd switches and QEMU servers that PXE-boot the validation image, driven by mock
 iLOs over QMP, and runs the ansible-rulebook service on the local stack. The test then checks each arrow: the BMC's
 lease in the DHCP server's log and the hook's event, the chain of event ids, NetBox states and timestamps in order, MACs
-equal to QEMU's NICs, cables equal to the lab's wiring, model and serial equal to the SMBIOS identity, the hardening in
-the mock iLO, the metrics files. One server with ISC dhcpd, one with Kea, then three at once with ISC dhcpd.
+equal to QEMU's NICs, cables equal to the lab's wiring, model and serial equal to the SMBIOS identity (the product of
+the server's iLO generation), the hardening in the mock iLO, the metrics files (from the resources of that generation).
+One server with ISC dhcpd and an iLO 5, one with Kea and an iLO 6, then three at once with ISC dhcpd on a mixed iLO 5 /
+iLO 6 fleet.
 
 Runs when BM_LAB_E2E says so (scripts/lab-e2e.sh sets `all`; `one` runs the one-server cases only, about 3.5 min each):
 root, QEMU and the packages of requirements/apt.txt are needed, and the pipeline's every stage.
@@ -13,6 +15,7 @@ root, QEMU and the packages of requirements/apt.txt are needed, and the pipeline
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -24,6 +27,7 @@ import pytest
 import redis
 
 from bm_lab import lab
+from bm_mock_ilo.models import PROFILES
 
 WANTED = os.environ.get("BM_LAB_E2E", "")
 pytestmark = [
@@ -37,6 +41,8 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 # lease -> monitored under TCG on 2 quiet cores; a loaded machine may need more (BM_LAB_BUDGET_S)
 BUDGET_S = {1: 180.0, 3: 300.0}
+MIXED = "ilo5,ilo6"  # bm-lab-e2e's default --model: iLO 5 and iLO 6 cycled over the servers
+NOT_ONE = pytest.mark.skipif(WANTED == "one", reason="BM_LAB_E2E=one")
 CAUSES = {  # event type -> the event type it must be caused by
     "device_discovered": "dhcp_lease",
     "pxe_boot_initiated": "device_discovered",
@@ -63,10 +69,10 @@ def lab_env(stack: dict[str, str], netbox: pynetbox.api, redis_client: redis.Red
                 os.environ[key] = value
 
 
-def run_lab(count: int, workdir: Path, dhcp: str = "isc") -> lab.LabResult:
+def run_lab(count: int, workdir: Path, dhcp: str, model: str) -> lab.LabResult:
     run_dir = workdir / (f"servers-{count}" if dhcp == "isc" else f"servers-{count}-{dhcp}")
     args = lab.build_parser().parse_args(
-        ["--count", str(count), "--workdir", str(run_dir), "--timeout", "480", "--dhcp", dhcp]
+        ["--count", str(count), "--workdir", str(run_dir), "--timeout", "480", "--dhcp", dhcp, "--model", model]
     )
     args.webhook_port = lab.WEBHOOK_PORT
     result = lab.run(args)
@@ -125,7 +131,8 @@ def assert_server(result: lab.LabResult, server: lab.LabServer) -> None:
     stamps = [row[label] for label in ("discovered", "pxe", "validated", "hardened", "monitored")]
     assert all(s is not None for s in stamps) and stamps == sorted(stamps), row
     facts = result.netbox[name]
-    assert facts["model"] == "ProLiant DL360 Gen10"
+    profile = PROFILES[bmc.model]  # the server the BMC's generation sits in; the VM's SMBIOS says so (dmidecode)
+    assert (facts["manufacturer"], facts["model"]) == (lab.MANUFACTURER, profile.product), (bmc.model, facts)
     assert facts["serial"] == bmc.serial
     assert (facts["oob_ip"] or "").split("/")[0] == bmc.address
     for nic, mac, switch, port in server.cabling:
@@ -135,6 +142,7 @@ def assert_server(result: lab.LabResult, server: lab.LabServer) -> None:
 
     # the mock iLO: one PXE boot by the one-time override and a power on; the baseline PATCHed in; metrics polled
     counters, state = result.counters[server.index], result.states[server.index]
+    assert state["Settings"]["model"] == bmc.model, state["Settings"]
     assert counters["pxe_boots"] == 1, counters
     assert sum(counters["resets"].values()) == 1, counters
     assert any(h["BootSourceOverrideTarget"] == "Pxe" for h in counters["boot_override_history"]), counters
@@ -142,7 +150,14 @@ def assert_server(result: lab.LabResult, server: lab.LabServer) -> None:
     assert counters["manager_resets"] >= 1, counters  # iLO applies network settings after a Manager.Reset
     print(f"{name}: iLO requests {counters['requests']}, resets {counters['resets']}, SNMP {state['SnmpService']}")
     assert state["PowerState"] == "Off"  # the validation image powered the server off, the iLO saw it
-    assert lab.metrics_files(result, server), list((result.workdir / "metrics").rglob("*"))
+    files = sorted(lab.metrics_files(result, server))
+    assert files, list((result.workdir / "metrics").rglob("*"))
+    # monitoring read the generation's own resources: the DMTF PowerSubsystem/ThermalSubsystem where the iLO has them
+    # (iLO 6), the deprecated Power/Thermal otherwise (iLO 5)
+    metrics = json.loads(files[-1].read_text())["metrics"]
+    dmtf = "PowerSubsystem" in profile.types
+    expected = ("EnvironmentMetrics/PowerSubsystem", "ThermalSubsystem") if dmtf else ("Power", "Thermal")
+    assert (metrics["power"]["source"], metrics["thermal"]["source"]) == expected, (bmc.model, metrics)
 
     assert state["SnmpService"]["SNMPv1Enabled"] is False, state["SnmpService"]
     assert "public" not in state["SnmpService"]["ReadCommunities"], state["SnmpService"]
@@ -154,18 +169,22 @@ def assert_server(result: lab.LabResult, server: lab.LabServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("count", "dhcp"),
+    ("count", "dhcp", "model"),
     [
-        pytest.param(1, "isc", id="one-server"),
-        pytest.param(1, "kea", id="one-server-kea"),
-        pytest.param(3, "isc", id="three-servers", marks=pytest.mark.skipif(WANTED == "one", reason="BM_LAB_E2E=one")),
+        pytest.param(1, "isc", MIXED, id="one-server"),  # the first of the cycle: an iLO 5
+        pytest.param(1, "kea", "ilo6", id="one-server-kea"),  # each generation alone once, also with BM_LAB_E2E=one
+        pytest.param(3, "isc", MIXED, id="three-servers", marks=NOT_ONE),
     ],
 )
 @pytest.mark.timeout(1200)
-def test_lab_e2e(lab_env: Path, count: int, dhcp: str) -> None:
-    result = run_lab(count, lab_env, dhcp)
+def test_lab_e2e(lab_env: Path, count: int, dhcp: str, model: str) -> None:
+    result = run_lab(count, lab_env, dhcp, model)
+    wanted = model.split(",")
+    assert [s.sim.bmc.model for s in result.servers] == [wanted[i % len(wanted)] for i in range(count)]
     for server in result.servers:
         assert_server(result, server)
+    if count >= len(wanted):  # every generation of the cycle ran the pipeline: a mixed fleet, told apart in NetBox
+        assert {result.netbox[s.name]["model"] for s in result.servers} == {PROFILES[m].product for m in wanted}
     budget = float(os.environ.get("BM_LAB_BUDGET_S", BUDGET_S[count]))
     slowest = max(row["monitored"] for row in result.rows)
     assert slowest < budget, f"lease -> monitored took {slowest:.0f} s ({result.accel}); budget {budget:.0f} s"

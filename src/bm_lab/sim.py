@@ -101,7 +101,8 @@ class ValidationAgent:
             log.warning("%s: validation agent failed: %s", server.name, exc)
 
     def post(self, server: SimServer, params: dict[str, str], report: dict[str, Any]) -> None:
-        """POST with backoff until a 2xx, like validate_server.sh; a 4xx other than 408/425/429 is final."""
+        """POST with backoff until a 2xx, like validate_server.sh (connect 10 s, whole request 60 s): network errors
+        and timeouts are retried too; a 4xx other than 408/425/429 is final."""
         delay, deadline = 1.0, time.monotonic() + self.deadline_s
         while True:
             try:
@@ -109,7 +110,7 @@ class ValidationAgent:
                     params["callback"],
                     json=report,
                     headers={"Authorization": f"Bearer {params['token']}"},
-                    timeout=30,
+                    timeout=(10, 60),
                     verify=params.get("ca", True),
                 )
                 if response.ok:
@@ -117,7 +118,7 @@ class ValidationAgent:
                     return
                 if 400 <= response.status_code < 500 and response.status_code not in {408, 425, 429}:
                     raise RuntimeError(f"report refused: HTTP {response.status_code} {response.text[:200]}")
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             if time.monotonic() + delay > deadline:
                 raise TimeoutError(f"no 2xx from {params['callback']} within {self.deadline_s:.0f} s")

@@ -279,7 +279,7 @@ def test_bulk_write_waits_longer_than_one_request(server: tuple[str, Script]) ->
     assert bulk_write(nb, "POST", "/api/extras/journal-entries/", [{"comments": "a"}, {"comments": "b"}]) == [
         {"id": 1},
         {"id": 2},
-    ]  # 0.3 s + 1 s per row
+    ]  # 0.3 s + 2 s per row
     assert nb.requests == 1
 
 

@@ -68,9 +68,10 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 SAFE_RETRY_STATUSES = frozenset({502, 503, 504})  # the request surely was not processed: even a POST may be retried
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MAX_PAGES = 100
-BULK_CHUNK = 100  # objects per bulk write
-# added to a bulk write's timeout per object: a bulk POST of 100 cables took longer than 10 s on 2 busy cores
-BULK_SECONDS_PER_ROW = 1.0
+BULK_CHUNK = 50  # objects per bulk write: what a request did is kept if a later one times out
+# added to a bulk write's timeout per object: under a 1,000-server burst on 2 busy cores a bulk POST of 100 cables
+# took longer than 10 s + 1 s per row; 50 rows now get 110 s, below the bus's 180 s claim_idle_ms
+BULK_SECONDS_PER_ROW = 2.0
 LOCK_PREFIX = "bm:lock:device:"
 POOL_SIZE = 4  # keep-alive connections kept per client (one is used unless a caller shares the client between threads)
 # list and bulk paths that go through pynetbox's Endpoint objects; any other path (a plugin's) through its session

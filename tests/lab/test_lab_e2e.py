@@ -60,7 +60,8 @@ def lab_env(stack: dict[str, str], netbox: pynetbox.api, redis_client: redis.Red
     saved = {k: os.environ.get(k) for k in stack}
     os.environ.update(stack)
     try:
-        yield Path(os.environ.get("BM_LAB_E2E_DIR", ROOT / ".lab" / "lab-e2e"))
+        lab_dir = Path(os.environ.get("BM_LAB_DIR") or ROOT / ".lab")  # a private stack's lab dir (scripts/lib.sh)
+        yield Path(os.environ.get("BM_LAB_E2E_DIR") or lab_dir / "lab-e2e")
     finally:
         for key, value in saved.items():
             if value is None:

@@ -36,6 +36,7 @@ import yaml
 from bm_lab import netbox_seed
 from bm_lab.report import Cable, Server, build_report
 from bm_mock_ilo.bmc import MODELS, Settings
+from bm_mock_ilo.models import PROFILES
 from bm_mock_ilo.testing import BmcInfo, FleetHandle, start_fleet
 
 log = logging.getLogger("bm-lab-sim")
@@ -92,6 +93,7 @@ class ValidationAgent:
                     device_id=server.device_id,
                     serial=bmc.serial,
                     uuid=bmc.uuid,
+                    model=PROFILES[bmc.model].product,  # what dmidecode says of the server behind this iLO
                     cables=tuple(cables(bmc)),
                 )
             )

@@ -15,6 +15,7 @@ import redis
 
 from bm_lab.chaos import bus_entries
 from bm_lab.sim import TIMESTAMPS, SimResult, build_parser, run
+from bm_mock_ilo.models import PROFILES
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ def assert_server_in_netbox(netbox: pynetbox.api, result: SimResult, index: int)
     server, row = result.servers[index], result.rows[index]
     device = netbox.dcim.devices.get(server.device_id)
     assert device.serial == server.bmc.serial
-    assert device.device_type.model == "ProLiant DL360 Gen10"
+    assert device.device_type.model == PROFILES[server.bmc.model].product  # its iLO's generation: Gen10 Plus, Gen11
     assert device.oob_ip.address.split("/")[0] == server.lease_ip  # the leased IP, kept through the renewals, no reboot
     stamps = [row[label] for label, _ in TIMESTAMPS if label != "hardened"] + [row["hardened"]]
     assert all(value is not None for value in stamps), row

@@ -51,14 +51,19 @@ async def until(done: Any, seconds: float, task: asyncio.Task[None] | None = Non
         await asyncio.sleep(0.02)
 
 
-async def run_until(queue: FakeQueue, a: dict[str, Any], done: Any, seconds: float = 10) -> None:
+async def while_running(queue: FakeQueue, a: dict[str, Any], steps: Any) -> None:
+    """Run the source on ``queue`` while ``await steps(task)`` runs, then cancel it and wait for it to end."""
     task = asyncio.create_task(main(queue, a))
     try:
-        await until(done, seconds, task)
+        await steps(task)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def run_until(queue: FakeQueue, a: dict[str, Any], done: Any, seconds: float = 10) -> None:
+    await while_running(queue, a, lambda task: until(done, seconds, task))
 
 
 def entries(queue: FakeQueue) -> list[dict[str, Any]]:
@@ -108,21 +113,15 @@ def test_window_waits_for_the_ack(bus: RedisClient, redis_server: RedisServer) -
     ev.publish(bus, [lease(0)])
     q = FakeQueue()
 
-    async def scenario() -> None:
-        task = asyncio.create_task(main(q, args(redis_server, batch_size=50)))
-        try:
-            await until(lambda: q.events, 10, task)
-            ev.publish(bus, [lease(n) for n in range(1, 8)])  # a burst while the stage runs
-            await asyncio.sleep(0.5)
-            assert len(q.events) == 1  # nothing read until the first batch is acknowledged
-            ev.publish(bus, [], q.events[0]["entries"])
-            await until(lambda: len(q.events) >= 2, 5, task)
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: q.events, 10, task)
+        ev.publish(bus, [lease(n) for n in range(1, 8)])  # a burst while the stage runs
+        await asyncio.sleep(0.5)
+        assert len(q.events) == 1  # nothing read until the first batch is acknowledged
+        ev.publish(bus, [], q.events[0]["entries"])
+        await until(lambda: len(q.events) >= 2, 5, task)
 
-    asyncio.run(scenario())
+    asyncio.run(while_running(q, args(redis_server, batch_size=50), steps))
     assert [e["batch_size"] for e in q.events] == [1, 7]
 
 
@@ -131,22 +130,16 @@ def test_window_is_per_event_type(bus: RedisClient, redis_server: RedisServer) -
     q = FakeQueue()
     a = args(redis_server, event_types=["dhcp_lease", "device_discovered"])
 
-    async def scenario() -> None:
-        task = asyncio.create_task(main(q, a))
-        try:
-            await until(lambda: q.events, 10, task)
-            ev.publish(bus, [lease(1), env.new_event("device_discovered", {}, source="t")])
-            await until(lambda: len(q.events) >= 2, 5, task)  # the other stage goes on while discovery runs
-            await asyncio.sleep(0.5)
-            assert [e["event_type"] for e in q.events] == ["dhcp_lease", "device_discovered"]
-            ev.publish(bus, [], q.events[0]["entries"])
-            await until(lambda: len(q.events) >= 3, 5, task)
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: q.events, 10, task)
+        ev.publish(bus, [lease(1), env.new_event("device_discovered", {}, source="t")])
+        await until(lambda: len(q.events) >= 2, 5, task)  # the other stage goes on while discovery runs
+        await asyncio.sleep(0.5)
+        assert [e["event_type"] for e in q.events] == ["dhcp_lease", "device_discovered"]
+        ev.publish(bus, [], q.events[0]["entries"])
+        await until(lambda: len(q.events) >= 3, 5, task)
 
-    asyncio.run(scenario())
+    asyncio.run(while_running(q, a, steps))
     assert [e["event_type"] for e in q.events] == ["dhcp_lease", "device_discovered", "dhcp_lease"]
 
 

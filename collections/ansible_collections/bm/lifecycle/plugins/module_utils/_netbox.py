@@ -834,11 +834,10 @@ def reconcile_bmc_ips(
     if check_mode:
         return results
     made = bulk_write(client, "POST", "/api/ipam/ip-addresses/", [body for _i, body in creates])
+    _refused(results, [index for index, _body in creates], made)
     for (index, _body), row in zip(creates, made, strict=True):
         result = results[index]
-        if isinstance(row, NetBoxError):
-            results[index] = row
-        elif isinstance(result, dict):
+        if isinstance(result, dict) and isinstance(row, dict):
             result["ip_id"] = row["id"]
     owners = [index for index in patch_owner if isinstance(results[index], dict)]
     patches = [row for index, row in zip(patch_owner, ip_patches, strict=True) if isinstance(results[index], dict)]

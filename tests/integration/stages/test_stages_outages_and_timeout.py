@@ -117,9 +117,22 @@ def test_validation_timeout_moves_only_stale_devices(netbox: pynetbox.api, stage
         status="active",
         custom_fields={"lifecycle_state": "validating", "lifecycle_changed_at": fresh},
     )
+    queued = netbox.dcim.devices.create(
+        name="srv003",
+        device_type=srv.device_type.id,
+        role=srv.role.id,
+        site=srv.site.id,
+        tenant=srv.tenant.id,
+        status="active",
+        custom_fields={"lifecycle_state": "validating", "lifecycle_changed_at": old},
+    )
     stages.bus.set(f"bm:validation_token:{srv.id}", "sha256:x")
+    stages.bus.set(f"bm:validation_token:{queued.id}", f"accepted:{int(time.time()) - 60}", ex=3600)  # report queued
     run = stages.run("validation_timeout")
     assert run.rc == 0, run.output()
+    assert cf(netbox.dcim.devices.get(queued.id), "lifecycle_state") == "validating"
+    assert not journal(netbox, queued)
+    assert stages.bus.exists(f"bm:validation_token:{queued.id}") == 1
     srv = netbox.dcim.devices.get(name="srv001")
     assert cf(srv, "lifecycle_state") == "validation_failed"
     [entry] = journal(netbox, srv)

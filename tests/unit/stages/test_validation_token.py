@@ -11,7 +11,9 @@ import pytest
 
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
 from ansible_collections.bm.lifecycle.plugins.module_utils._validation_token import (
+    ACCEPTED_TTL,
     TokenError,
+    accepted_at,
     boot_paths,
     hash_token,
     issue,
@@ -39,6 +41,19 @@ def test_token_is_single_use_and_stored_only_hashed(bus: RedisClient) -> None:
     assert verify_consume(bus, 7, token)
     assert not verify_consume(bus, 7, token)
     assert ttl_of(bus, 7) is None
+
+
+def test_a_consumed_token_is_marked_accepted_for_a_while(bus: RedisClient) -> None:
+    token = issue(bus, 7, ttl=60)["token"]
+    assert accepted_at(bus, 7) is None
+    assert verify_consume(bus, 7, token)
+    assert accepted_at(bus, 7) is not None
+    assert 0 < int(bus.call("TTL", "bm:validation_token:7")) <= ACCEPTED_TTL
+    assert not verify(bus, 7, token)
+    issue(bus, 7)  # a new validation run replaces the mark
+    assert accepted_at(bus, 7) is None
+    revoke(bus, 7)
+    assert accepted_at(bus, 7) is None
 
 
 def test_wrong_token_or_device_burns_nothing(bus: RedisClient) -> None:

@@ -6,8 +6,10 @@ The provisioning stage issues a token just before it reboots a server into the v
 with its report (``Authorization: Bearer <token>``, for device ``bm.device_id``); the webhook verifies and consumes it
 (:func:`verify_consume`) before it accepts the report. Only the SHA-256 of the token is stored, in Redis under
 ``bm:validation_token:<device_id>`` with a TTL: a Redis dump does not reveal usable tokens. Issuing again replaces the
-previous token of the device (the older one stops working). Verification compares and deletes in one Lua script, so
-a token is accepted at most once, and a wrong token does not burn the right one.
+previous token of the device (the older one stops working). Verification compares and consumes in one step, so a token
+is accepted at most once, and a wrong token does not burn the right one. A consumed token leaves ``accepted:<unix
+time>`` in its place for :data:`ACCEPTED_TTL` seconds: the validation timeout spares a device whose report was accepted
+and still waits on the bus (:func:`accepted_at`).
 
 The token (32 random bytes, URL-safe base64: 43 characters, no blanks) reaches the image on its kernel command line:
 ``bm.device_id=<id> bm.token=<token> bm.callback=<url> [bm.ca=<path>]`` (see ``iso/validate_server.sh``), rendered
@@ -32,6 +34,8 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._time import netbox_t
 
 KEY_PREFIX = "bm:validation_token:"
 DEFAULT_TTL = 3600
+ACCEPTED_TTL = 3600  # how long a consumed token keeps the validation timeout off its device
+ACCEPTED_PREFIX = "accepted:"
 MAX_TTL = 7 * 24 * 3600
 TOKEN_BYTES = 32
 BOOT_FORMATS = ("ipxe", "cmdline")
@@ -40,8 +44,11 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _SAFE_WORD = re.compile(r"^[^\s\"'\\]+$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
-# KEYS[1] token key, ARGV[1] hash presented: delete and return 1 only on a match.
-_CONSUME = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end return 0"
+# KEYS[1] token key, ARGV[1] hash presented, ARGV[2..] the rest of the SET of consumed(): on a match, mark it accepted.
+_CONSUME = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "redis.call('SET', KEYS[1], ARGV[2], ARGV[3], ARGV[4]) return 1 end return 0"
+)
 
 
 class TokenError(ValueError):
@@ -98,7 +105,22 @@ def verify_consume(redis: RedisClient, device_id: object, token: str | None) -> 
         key = key_for(device_id)
     except TokenError:
         return False
-    return bool(redis.call("EVAL", _CONSUME, 1, key, hash_token(token)))
+    return bool(redis.call("EVAL", _CONSUME, 1, key, hash_token(token), *consumed(device_id)[2:]))
+
+
+def consumed(device_id: object) -> tuple[str, str, str, str, int]:
+    """The Redis command that marks the device's token consumed (the webhook runs it in its own transaction)."""
+    return ("SET", key_for(device_id), f"{ACCEPTED_PREFIX}{int(datetime.datetime.now(UTC).timestamp())}", "EX",
+            ACCEPTED_TTL)  # fmt: skip
+
+
+def accepted_at(redis: RedisClient, device_id: object) -> str | None:
+    """When the device's token was consumed by an accepted report (NetBox time), None if it was not recently."""
+    stored = redis.call("GET", key_for(device_id))
+    value = text(stored) if stored is not None else ""
+    if not value.startswith(ACCEPTED_PREFIX):
+        return None
+    return netbox_time(datetime.datetime.fromtimestamp(int(value.partition(":")[2]), UTC))
 
 
 def verify(redis: RedisClient, device_id: object, token: str | None) -> bool:
@@ -118,7 +140,10 @@ def revoke(redis: RedisClient, device_id: object) -> bool:
 
 
 def ttl_of(redis: RedisClient, device_id: object) -> int | None:
-    """Seconds the device's token has left, None without one."""
+    """Seconds the device's usable token has left, None without one (none issued, expired, revoked or consumed)."""
+    stored = redis.call("GET", key_for(device_id))
+    if stored is None or text(stored).startswith(ACCEPTED_PREFIX):
+        return None
     left = int(redis.call("TTL", key_for(device_id)))
     return None if left < 0 else left
 

@@ -17,9 +17,9 @@ description:
       C(bm.device_id=<id> bm.token=<token> bm.callback=<url> [bm.ca=<path>]) into a per-device iPXE script
       (or a bare kernel command line file) in that directory, atomically. The token itself is never returned
       unless O(return_token=true).
-  - O(state=consumed) verifies O(token) and deletes it in one atomic step (compare-and-delete); a token is accepted
-    at most once; a wrong token changes nothing. The validation webhook does the same through
-    C(module_utils/_validation_token.py).
+  - O(state=consumed) verifies O(token) and consumes it in one atomic step (compare-and-set to an accepted mark that
+    lasts an hour); a token is accepted at most once; a wrong token changes nothing. The validation webhook does
+    the same through C(module_utils/_validation_token.py).
   - O(state=absent) revokes the device's token and removes its boot files.
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
@@ -40,7 +40,8 @@ options:
       - A stage's batch (the previous step's C(batch)). O(state=issued) issues a token and renders the boot files for
         the device of every active item (named after the device, and the system UUID and serial the BMC reported in
         C(facts.system)); an item whose token cannot be issued fails alone (C(failure.reason=validation_token)).
-        O(state=absent) revokes the token and removes the boot files of every failed item that had one issued.
+        O(state=absent) revokes the token and removes the boot files of every failed item that had one issued;
+        with O(keep_accepted=true), an item whose token a report consumed in the last hour is skipped instead.
       - Each item's C(facts) gain C(token_expires_at) and C(boot_files). See docs/ARCHITECTURE.md, "The stage shape".
     type: list
     elements: dict
@@ -58,6 +59,13 @@ options:
     type: str
   return_token:
     description: Return the token as RV(token) (O(state=issued)). Leave off unless the caller renders it itself.
+    type: bool
+    default: false
+  keep_accepted:
+    description:
+      - With O(state=absent) and O(batch), an item whose token the validation webhook consumed within the last hour
+        (its report was accepted and waits on the bus) keeps its boot state and becomes C(skipped), so the stage does
+        not fail it. The validation timeout uses this; an hour after the acceptance the timeout applies again.
     type: bool
     default: false
   boot_dir:
@@ -163,11 +171,12 @@ token:
 import os
 from typing import Any
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._batch import check_items, fail, summary
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import check_items, fail, skip, summary
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
 from ansible_collections.bm.lifecycle.plugins.module_utils._validation_token import (
     TokenError,
+    accepted_at,
     boot_paths,
     issue,
     kernel_params,
@@ -273,6 +282,10 @@ def _for_items(module: LifecycleModule, redis: RedisClient) -> dict[str, Any]:
             continue
         if state == "issued" and item["status"] != "active":
             continue
+        accepted = module.params["keep_accepted"] and state == "absent" and accepted_at(redis, item["device"]["id"])
+        if accepted:
+            skip(item, f"its validation report was accepted at {accepted} and waits on the bus: not failed")
+            continue
         system = facts.get("system") or {}
         names = [item["device"]["name"], str(system.get("uuid") or "").lower(), str(system.get("serial") or "")]
         try:
@@ -316,6 +329,7 @@ def main() -> None:
         "ttl": {"type": "int", "default": 3600},
         "token": {"type": "str", "no_log": True},
         "return_token": {"type": "bool", "default": False},
+        "keep_accepted": {"type": "bool", "default": False},
         "boot_dir": {"type": "path"},
         "boot_names": {"type": "list", "elements": "str"},
         "boot_format": {"type": "str", "choices": ["ipxe", "cmdline"], "default": "ipxe"},

@@ -47,11 +47,12 @@ description:
     list lengths capped); the token is the device's current single-use validation token (issued at provisioning,
     compared in constant time, see C(bm.lifecycle.validation_token)); the device may take the lifecycle transition
     C(complete_validation) (it is in C(validating)) and is of O(tenant) in NetBox; the event fits the bus (64 KiB).
-  - Then, in one Redis transaction (C(WATCH) of the token, C(MULTI), C(DEL) of the token, C(XADD), C(EXEC)), the token
-    is consumed and a v1 envelope C(validation_report) (its data - the parsed hardware identity, physical NICs with
-    canonical MACs and the LLDP neighbours, see C(_validation_report.summarize)) is added to
-    C(bm:events:validation_report). Only then the answer is C(202) with the plan's response JSON. The report is durable
-    before the image hears about it; a killed rulebook loses nothing; a replay of the token is refused.
+  - Then, in one Redis transaction (C(WATCH) of the token, C(MULTI), C(SET) of the token to its accepted mark,
+    C(XADD), C(EXEC)), the token is consumed and a v1 envelope C(validation_report) (its data - the parsed hardware
+    identity, physical NICs with canonical MACs and the LLDP neighbours, see C(_validation_report.summarize)) is
+    added to C(bm:events:validation_report). Only then the answer is C(202) with the plan's response JSON. The
+    report is durable before the image hears about it; a killed rulebook loses nothing; a replay of the token is
+    refused.
   - This source puts nothing on the rulebook's queue. C(bm.lifecycle.redis_streams) reads the stream (list
     C(validation_report) in its O(event_types)), so every stage has one path - batched, acknowledged per entry.
   - Every refusal is a 4xx JSON answer C({status, error, message}) and changes nothing (C(400) malformed JSON,
@@ -431,7 +432,7 @@ def check_and_commit(cfg: Config, report: dict[str, Any], token: str) -> dict[st
         out = redis.pipeline(
             [
                 ("MULTI",),
-                ("DEL", key),
+                _validation_token.consumed(device_id),
                 ("XADD", STREAM, "MAXLEN", "~", cfg.stream_maxlen, "*", _envelope.ENTRY_FIELD, raw),
                 ("EXEC",),
             ]

@@ -4,7 +4,9 @@ requests that never left, sessions, and the metrics poller through the same clie
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._redfish import (
     RedfishBatch,
     RedfishClient,
     RedfishError,
+    RedfishIdentityError,
     RedfishTLSError,
     RedfishUnavailableError,
     on_bmcs,
@@ -76,6 +79,59 @@ def test_a_step_reads_every_bmc_through_one_batch(fleet: Any, cert_dir: Path) ->
     assert all(i["facts"]["power"] in ("On", "Off") for i in items[:3])
     assert items[3]["failure"]["reason"] == "unreachable" and "secret-gone" not in items[3]["msg"]
     assert items[3]["facts"]["bmc_requests"] == 2  # one retry of a request that never left
+
+
+def certificate_sha256(cert_dir: Path) -> str:
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert((cert_dir / "cert.pem").read_text())).hexdigest()
+
+
+def test_first_contact_pins_the_certificate_and_learns_the_service_uuid(fleet: Any, cert_dir: Path) -> None:
+    with client_of(fleet[0], cert_dir, ca_path=None, validate_certs=False) as client:
+        learned = client.identify(None)
+        root = client.get("/redfish/v1/")
+        assert client.identify({"tls_sha256": learned["tls_sha256"]}) == {}  # known: nothing to learn, no request
+        assert client.requests == 2
+    assert learned == {"tls_sha256": certificate_sha256(cert_dir), "uuid": root["UUID"].lower()}
+
+
+def test_a_bmc_with_another_certificate_gets_no_request_at_all(fleet: Any, cert_dir: Path, tmp_path: Path) -> None:
+    bmc = fleet[0]
+    with testing.start_fleet(1, state_dir=tmp_path) as impostors:  # its own self-signed certificate
+        impostor = impostors[0]
+        before = dict(impostors.counters(0)["requests"])
+        with RedfishClient(impostor.address, bmc.username, "secret-pw", port=impostor.port, validate_certs=False,
+                           retries=3, backoff=0.01) as client:  # fmt: skip
+            client.identify({"tls_sha256": certificate_sha256(cert_dir)})
+            with pytest.raises(RedfishIdentityError, match="another TLS certificate") as error:
+                client.get(SYSTEM)
+            assert client.requests == 1  # never retried
+        assert dict(impostors.counters(0)["requests"]) == before  # the request never left
+    assert "secret-pw" not in str(error.value) and "clear the device's bmc_tls_sha256" in str(error.value)
+
+
+def test_a_bmc_stating_another_service_uuid_gets_no_credential(fleet: Any, cert_dir: Path) -> None:
+    with client_of(fleet[0], cert_dir) as client:
+        with pytest.raises(RedfishIdentityError, match=r"states service UUID .* NetBox knows 00000000-"):
+            client.identify({"uuid": "00000000-0000-0000-0000-000000000000"})
+        assert client.requests == 1  # the unauthenticated service root only
+
+
+def test_a_step_fails_a_bmc_that_is_not_the_one_netbox_knows(fleet: Any, cert_dir: Path) -> None:
+    params: dict[str, Any] = {key: option.get("default") for key, option in BMC_ARGUMENT_SPEC.items()}
+    credentials = {b.name: {"username": b.username, "password": b.password} for b in fleet}
+    params.update(validate_certs=False, credentials=credentials, retries=1)
+    items = [item(b.name, f"{b.address}:{b.port}") for b in fleet]
+    items[1]["facts"]["bmc_identity"] = {"tls_sha256": "ab" * 32}
+    items[2]["facts"]["bmc_identity"] = {"tls_sha256": certificate_sha256(cert_dir)}
+
+    def work(client: RedfishClient, one: dict[str, Any]) -> None:
+        one["facts"]["power"] = ComputerSystem(client.get(SYSTEM)).power_state
+
+    on_bmcs(params, items, work, print)
+    assert [i["status"] for i in items] == ["active", "failed", "active"]
+    assert items[1]["failure"]["reason"] == "bmc_identity" and "power" not in items[1]["facts"]
+    assert items[0]["facts"]["bmc_identity_learned"]["tls_sha256"] == certificate_sha256(cert_dir)
+    assert "bmc_identity_learned" not in items[2]["facts"]
 
 
 def test_clients_of_one_batch_share_its_session(fleet: Any, cert_dir: Path) -> None:

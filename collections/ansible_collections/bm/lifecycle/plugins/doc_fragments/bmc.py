@@ -66,6 +66,10 @@ options:
       - Whether to verify the BMC's TLS certificate (against O(ca_path) or the system trust store).
       - V(false) is an explicit, visible choice for lab BMCs with factory self-signed certificates; every use logs a
         warning. Prefer O(ca_path).
+      - With V(false) and a batch, the BMC's certificate is pinned instead (trust on first use) - its SHA-256 is kept
+        with the device in NetBox (custom field C(bmc_tls_sha256)) on first contact, and from then on no request,
+        and so no credential, goes to a BMC that presents another certificate (C(failure.reason=bmc_identity)). Either
+        way a BMC whose service root states another UUID than the device's C(bmc_uuid) gets no credential.
       - If not set, the environment variable E(BM_BMC_VALIDATE_CERTS) is used.
     type: bool
     default: true

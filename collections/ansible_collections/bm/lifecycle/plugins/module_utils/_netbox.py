@@ -444,6 +444,22 @@ def oob_host(device: dict[str, Any]) -> str | None:
     return host_of(address) if address else None
 
 
+BMC_IDENTITY_FIELDS = {"tls_sha256": "bmc_tls_sha256", "uuid": "bmc_uuid"}  # identity key -> custom field
+
+
+def bmc_facts(device: dict[str, Any]) -> dict[str, Any]:
+    """What a stage needs of the device's BMC: ``oob_ip`` and ``bmc_identity`` (what NetBox knows of it, see
+    ``_redfish.RedfishClient.identify``: ``tls_sha256``, ``uuid``, only those it has)."""
+    fields = device.get("custom_fields") or {}
+    known = {key: str(fields[name]).lower() for key, name in BMC_IDENTITY_FIELDS.items() if fields.get(name)}
+    return {"oob_ip": oob_host(device), "bmc_identity": known}
+
+
+def bmc_identity_fields(identity: dict[str, Any]) -> dict[str, str]:
+    """The custom fields that record a BMC identity learned on first contact."""
+    return {BMC_IDENTITY_FIELDS[key]: str(value) for key, value in identity.items() if key in BMC_IDENTITY_FIELDS}
+
+
 def read_devices(client: NetBoxClient, device_ids: Iterable[int], chunk: int = 250) -> dict[int, dict[str, Any]]:
     """Devices by id, in one list GET per ``chunk`` ids (NetBox's cost is per request, not per device)."""
     ids = list(dict.fromkeys(int(i) for i in device_ids))

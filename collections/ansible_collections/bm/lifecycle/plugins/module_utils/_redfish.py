@@ -23,6 +23,10 @@ What it does for every caller, in one place (``RedfishClient._send_async``):
 - MessageIds are compared by suffix (``Base.1.4.Success`` and ``Base.1.18.Success`` are the same message).
 - Errors carry the ``@Message.ExtendedInfo`` MessageIds and arguments, never a password or token.
 - ``auth: basic`` (default; nothing to leak) or ``auth: session``: the session is always deleted on close.
+- The BMC's identity before any credential (:meth:`RedfishClient.identify`): with ``validate_certs: false`` the
+  certificate is pinned (trust on first use, its SHA-256 kept with the device in NetBox) and checked on every
+  connection before a request leaves; the service root's ``UUID`` is checked where NetBox knows it.
+  :class:`RedfishIdentityError` otherwise, never retried.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import hmac
 import http.client
 import importlib.util
@@ -37,6 +42,7 @@ import inspect
 import json
 import os
 import random
+import re
 import ssl
 import sys
 import threading
@@ -72,6 +78,7 @@ ROOT = "/redfish/v1/"
 SYSTEMS = "/redfish/v1/Systems/"
 CHASSIS = "/redfish/v1/Chassis/"
 SESSIONS = "/redfish/v1/SessionService/Sessions"
+UUID_FORM = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")  # as NetBox keeps it
 
 # The BMC connection options, defined once; documented once in doc_fragments/bmc.py.
 BMC_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -202,6 +209,11 @@ class RedfishTLSError(RedfishError):
     """The BMC's certificate failed verification (never retried)."""
 
 
+class RedfishIdentityError(RedfishError):
+    """The BMC is not the one NetBox knows (another pinned certificate, another service UUID): nothing was sent to it
+    but unauthenticated reads, never retried."""
+
+
 def _sent_errors() -> tuple[type[Exception], ...]:
     """The errors of a request that may have left (the BMC may have carried it out)."""
     loaded = sys.modules.get("aiohttp")
@@ -233,12 +245,18 @@ class NotSent(Exception):
     """A connection error before the request left: always safe to retry."""
 
 
+class CertificateMismatch(Exception):
+    """The BMC presented another certificate than the pinned one; the request never left. ``str()`` is its SHA-256."""
+
+
 Answer = tuple[int, dict[str, str], bytes]
 
 
 # A transport takes (method, path, headers, body bytes or None, timeout) and returns (status, headers, body bytes),
 # directly or as an awaitable. It raises NotSent when the request never left, ssl.SSLCertVerificationError when the
-# BMC's certificate fails verification, anything else (OSError, aiohttp.ClientError...) when the request may have left.
+# BMC's certificate fails verification, CertificateMismatch when it is not the pinned one, anything else (OSError,
+# aiohttp.ClientError...) when the request may have left. A transport that can pin has ``pin`` (SHA-256 bytes or
+# None) and ``peer_sha256`` (hex of the certificate its last connection saw).
 class Transport(Protocol):
     """Sends one request to one BMC: (method, path, headers, body, timeout) -> (status, headers, body)."""
 
@@ -323,11 +341,13 @@ class HTTPPool:
                 bmc.base + path,
                 headers=headers,
                 data=body,
-                ssl=bmc.context,
+                ssl=aiohttp.Fingerprint(bmc.pin) if bmc.pin else bmc.context,
                 timeout=limits,
                 allow_redirects=False,
             ) as answer:
                 return answer.status, dict(answer.headers), await answer.read()
+        except aiohttp.ServerFingerprintMismatch as error:  # checked on connecting, before the request is written
+            raise CertificateMismatch(error.got.hex()) from None
         except aiohttp.ClientConnectorCertificateError as error:
             cause = error.certificate_error
             if isinstance(cause, ssl.SSLCertVerificationError):
@@ -371,10 +391,27 @@ class BMCTransport:
         self.base = f"https://{'[' + host + ']' if ':' in host else host}:{port}"
         self.context = context
         self.fresh = False
+        self.pin: bytes | None = None  # SHA-256 of the only certificate a connection may present
 
     def close(self) -> None:
         """Use new connections only from now on."""
         self.fresh = True
+
+    async def certificate_sha256(self, timeout: float) -> str:  # noqa: ASYNC109 - the connection's own limit
+        """The SHA-256 (hex) of the certificate the BMC presents, from a TLS handshake alone (no HTTP). Raises
+        NotSent when it cannot be reached."""
+        host, port = urlsplit(self.base).hostname or "", urlsplit(self.base).port or 443
+        unverified = ssl_context(None, validate_certs=False)
+        try:
+            async with asyncio.timeout(timeout):
+                _reader, writer = await asyncio.open_connection(host, port, ssl=unverified)
+        except (OSError, TimeoutError) as error:
+            raise NotSent(f"{type(error).__name__}: {error}") from None
+        try:
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        finally:
+            writer.close()
+        return hashlib.sha256(der).hexdigest()
 
     async def __call__(
         self,
@@ -497,6 +534,7 @@ class RedfishClient:
         self.username = username
         self._password = password
         self.auth = auth
+        self.validate_certs = validate_certs
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
@@ -599,6 +637,65 @@ class RedfishClient:
                 self._batch = None
                 self._owns_batch = False
 
+    # identity
+    def identify(self, known: Mapping[str, Any] | None) -> dict[str, str]:
+        """:meth:`identify_async`, from synchronous code."""
+        return self._run(self.identify_async(known))
+
+    async def identify_async(self, known: Mapping[str, Any] | None) -> dict[str, str]:
+        """Make sure this is the BMC NetBox knows before any credential goes to it; return what to record.
+
+        ``known`` is what NetBox keeps with the device: ``tls_sha256`` (the pinned certificate) and ``uuid`` (the
+        service root's UUID). Without certificate verification (``validate_certs: false``) a known pin is enforced on
+        every connection from now on, with no request; an unknown one is read from a TLS handshake and pinned (trust
+        on first use). Then, unless a pin was known, one unauthenticated GET of the service root (over the pinned
+        certificate) checks its UUID where NetBox knows it. Returns ``{tls_sha256, uuid}`` for what NetBox did not
+        know yet. Raises RedfishIdentityError on a mismatch, RedfishUnavailableError when the BMC cannot be reached.
+        """
+        known = known or {}
+        pinning = not self.validate_certs
+        if pinning and known.get("tls_sha256"):
+            self._pin(str(known["tls_sha256"]))
+            return {}
+        seen = await self._certificate_sha256() if pinning else None
+        if seen:
+            self._pin(seen)
+        root = (await self._send_async("GET", ROOT, None, authenticate=False)).body
+        stated = str((root if isinstance(root, dict) else {}).get("UUID") or "").lower()
+        expected = str(known.get("uuid") or "").lower()
+        if expected and stated != expected:
+            raise RedfishIdentityError(
+                f"BMC {self.display} states service UUID {stated or '(none)'}, NetBox knows {expected} for this "
+                "device: not the BMC NetBox knows, no credential sent",
+                method="GET",
+                path=ROOT,
+            )
+        learned = {"uuid": stated} if UUID_FORM.match(stated) and not expected else {}
+        return learned | ({"tls_sha256": seen} if seen else {})
+
+    async def _certificate_sha256(self) -> str | None:
+        """The certificate the BMC presents (bounded retries while it cannot be reached); None for a transport that
+        cannot tell (tests' fakes)."""
+        read = getattr(self.transport, "certificate_sha256", None)
+        if read is None:
+            return None
+        for attempt in range(self.retries + 1):
+            try:
+                return str(await read(self.timeout))
+            except NotSent as error:
+                if attempt >= self.retries:
+                    raise RedfishUnavailableError(
+                        f"BMC {self.display}: cannot read its TLS certificate: {error}", last=str(error)
+                    ) from None
+                self.requests += 1
+                await asyncio.sleep(min(self.backoff_max, self.backoff * (2**attempt)))
+        return None
+
+    def _pin(self, sha256_hex: str) -> None:
+        """Accept only the certificate with this SHA-256 from now on (transports that cannot pin ignore it)."""
+        if hasattr(self.transport, "pin"):
+            self.transport.pin = bytes.fromhex(sha256_hex.replace(":", ""))
+
     def check_credentials(self, username: str, password: str) -> bool:
         """Whether the BMC accepts these credentials: one Basic-authenticated GET (no session, nothing written).
 
@@ -688,16 +785,10 @@ class RedfishClient:
     ) -> Response:
         return self._run(self._send_async(method, path, body, headers=headers, authenticate=authenticate, retry=retry))
 
-    async def _send_async(  # noqa: PLR0912 - one place for the whole retry policy
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None,
-        *,
-        headers: dict[str, str] | None = None,
-        authenticate: bool = True,
-        retry: bool = True,
-    ) -> Response:
+    def _request_parts(
+        self, body: Mapping[str, Any] | None, headers: dict[str, str] | None, *, authenticate: bool
+    ) -> tuple[dict[str, str], bytes | None]:
+        """The headers (with the credential when ``authenticate``) and the JSON body of a request."""
         all_headers = {"Accept": "application/json", "OData-Version": "4.0"}
         data = None
         if body is not None:
@@ -710,6 +801,19 @@ class RedfishClient:
                 pair = f"{self.username}:{self._password}".encode()
                 all_headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         all_headers.update(headers or {})
+        return all_headers, data
+
+    async def _send_async(  # noqa: PLR0912 - one place for the whole retry policy
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        *,
+        headers: dict[str, str] | None = None,
+        authenticate: bool = True,
+        retry: bool = True,
+    ) -> Response:
+        all_headers, data = self._request_parts(body, headers, authenticate=authenticate)
         attempts = self.retries + 1 if retry else 1
         last: Exception | None = None
         for attempt in range(attempts):
@@ -718,6 +822,14 @@ class RedfishClient:
                 self.requests += 1
                 sent = self.transport(method, path, all_headers, data, self.timeout)
                 status, answer_headers, raw = await sent if inspect.isawaitable(sent) else sent
+            except CertificateMismatch as error:
+                raise RedfishIdentityError(
+                    f"BMC {self.display} presents another TLS certificate (SHA-256 {error}) than the one NetBox pins "
+                    "for this device: not the BMC NetBox knows, no credential sent. If its certificate was replaced "
+                    "on purpose, clear the device's bmc_tls_sha256 in NetBox and re-run",
+                    method=method,
+                    path=path,
+                ) from None
             except ssl.SSLCertVerificationError as error:
                 raise RedfishTLSError(
                     f"TLS certificate of BMC {self.display} failed verification "
@@ -883,7 +995,10 @@ def client_from_params(
 
 
 def failure_reason(error: Exception) -> str:
-    """A short machine-readable reason for a journal entry: wrong_credentials, unreachable, tls or bmc_error."""
+    """A short machine-readable reason for a journal entry: wrong_credentials, unreachable, tls, bmc_identity or
+    bmc_error."""
+    if isinstance(error, RedfishIdentityError):
+        return "bmc_identity"
     if isinstance(error, RedfishAuthError):
         return "wrong_credentials"
     if isinstance(error, RedfishUnavailableError):
@@ -907,6 +1022,8 @@ def on_bmcs(
 ) -> None:
     """``work(client, item)`` for the BMC of every active item, ``concurrency`` at once, each with its own client,
     deadline and retries. A BMC that fails (RedfishError) or cannot be addressed fails its item alone, with why.
+    Before the work, the client checks that the BMC is the one NetBox knows (``facts.bmc_identity``, see
+    :meth:`RedfishClient.identify`); what it learns on first contact goes to ``facts.bmc_identity_learned``.
 
     The work runs in threads (the step code is synchronous); the HTTP of every BMC goes through one
     :class:`RedfishBatch` (one event loop, one aiohttp session) for the whole step. Without aiohttp the step fails
@@ -933,6 +1050,11 @@ def on_bmcs(
         item["facts"]["bmc_address"] = client.display
         try:
             with client:
+                learned = client.identify(item["facts"].get("bmc_identity"))
+                if learned:  # first contact: the stage's transition records it in NetBox
+                    facts = item["facts"]
+                    facts["bmc_identity"] = {**(facts.get("bmc_identity") or {}), **learned}
+                    facts["bmc_identity_learned"] = {**(facts.get("bmc_identity_learned") or {}), **learned}
                 work(client, item)
         except RedfishError as error:
             fail(item, failure_reason(getattr(error, "cause", None) or error), f"BMC {client.display}: {error}")

@@ -360,6 +360,9 @@ async def _poll_one(
         started = time.monotonic()
         try:
             async with asyncio.timeout(deadline):
+                learned = await client.identify_async(target.get("bmc_identity"))
+                if learned:
+                    result["bmc_identity_learned"] = learned
                 result["metrics"] = await collect(client.get_async)
                 result["ok"] = True
         except TimeoutError:
@@ -696,28 +699,41 @@ def sync_netbox(
 ) -> dict[str, Any]:
     """A hardened ``staged`` device's first successful poll moves it to ``monitored``: the state machine's
     ``start_monitoring`` (compare-and-set under the device locks, one bulk PATCH with ``last_power_watts``, journal
-    entries). Nothing else goes to NetBox: readings belong in the JSON files and Prometheus, not in the change log."""
+    entries). A BMC identity learned on first contact is recorded (in that PATCH, or in one bulk PATCH for the devices
+    already monitored). Nothing else goes to NetBox: readings belong in the JSON files and Prometheus, not in the
+    change log."""
     from ansible_collections.bm.lifecycle.plugins.module_utils import _transition  # noqa: PLC0415
     from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import TRANSITIONS  # noqa: PLC0415
+    from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (  # noqa: PLC0415
+        bmc_identity_fields,
+        bulk_write,
+    )
 
-    requests = []
+    requests, identities = [], []
     for result in results:
         if not result.get("ok") or result.get("device_id") is None:
             continue
+        identity = bmc_identity_fields(result.get("bmc_identity_learned") or {})
         if (targets.get(result["name"]) or {}).get("state") != "staged":
+            if identity:
+                identities.append({"id": int(result["device_id"]), "custom_fields": identity})
             continue
         watts = result["metrics"]["power"]["consumed_watts"]
+        fields = identity | ({} if watts is None else {"last_power_watts": round(watts)})
         requests.append(
             _transition.Request(
                 device=int(result["device_id"]),
                 reason="first successful Redfish metrics poll",
-                custom_fields=None if watts is None else {"last_power_watts": round(watts)},
+                custom_fields=fields or None,
             )
         )
-    if not requests:
-        return {"updated": 0, "monitored": []}
-    moved = _transition.apply(client, redis, TRANSITIONS["start_monitoring"], requests, actor=actor, tenant=tenant)
+    recorded = bulk_write(client, "PATCH", "/api/dcim/devices/", identities) if identities else []
+    moved = (
+        _transition.apply(client, redis, TRANSITIONS["start_monitoring"], requests, actor=actor, tenant=tenant)
+        if requests
+        else []
+    )
     return {
-        "updated": sum(1 for m in moved if m["changed"]),
+        "updated": sum(1 for m in moved if m["changed"]) + sum(1 for r in recorded if isinstance(r, dict)),
         "monitored": sorted(str(m["device"]["name"]) for m in moved if m["transitioned"]),
     }

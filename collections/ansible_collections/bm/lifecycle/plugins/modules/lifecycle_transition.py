@@ -47,7 +47,9 @@ options:
     description:
       - A stage's batch (the previous step's RV(batch)); the transition is applied to the devices of its active items.
       - An item's C(facts.transition_reason) and C(facts.journal_kind), when a step set them, are the journal entry's
-        reason and kind for that device.
+        reason and kind for that device. Its C(facts.bmc_identity_learned) (the BMC's certificate and service UUID,
+        learned on first contact) is recorded in the same C(PATCH), in the custom fields C(bmc_tls_sha256) and
+        C(bmc_uuid).
     type: list
     elements: dict
   devices:
@@ -180,6 +182,7 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._batch import (
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import TRANSITIONS, transition_named
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
+from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import bmc_identity_fields
 
 PER_DEVICE = ("reason", "expected_fields", "custom_fields", "device_fields", "journal_kind")
 
@@ -197,6 +200,11 @@ def move(module: LifecycleModule) -> dict[str, Any]:
                 "event_id": event_id(i),
                 "reason": i["facts"].get("transition_reason"),
                 "journal_kind": i["facts"].get("journal_kind"),
+                "custom_fields": {
+                    **(p["custom_fields"] or {}),
+                    **bmc_identity_fields(i["facts"].get("bmc_identity_learned") or {}),
+                }
+                or None,
             }
             for i in todo
         ]

@@ -249,7 +249,7 @@ def targets_of(module: LifecycleModule) -> tuple[list[dict[str, Any]], list[dict
             continue
         host, port = split_address(bmc["address"], params["port"])
         target = {"name": str(device.get("name")), "device_id": device.get("id"), "address": host, "port": port,
-                  "state": item["facts"].get("state")}  # fmt: skip
+                  "state": item["facts"].get("state"), "bmc_identity": item["facts"].get("bmc_identity")}  # fmt: skip
         targets.append(target | {key: bmc[key] for key in BMC_LOGIN})
     insecure = sum(1 for t in targets if not t.get("validate_certs", True))
     if insecure:

@@ -118,8 +118,8 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
 )
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import (
+    bmc_facts,
     device_ref,
-    oob_host,
     read_devices,
     resolve_device_ids,
 )
@@ -172,7 +172,7 @@ def selected_items(module: LifecycleModule) -> list[dict[str, Any]]:
         if not keep(record, module.tenant):
             continue
         item = new_item(entry, device_ref(record))
-        item["facts"].update(state=state_of(record), oob_ip=oob_host(record))
+        item["facts"].update(state=state_of(record), **bmc_facts(record))
         items.append(item)
         if p["select"] == "validation_overdue":
             since = custom_field(record, CHANGED_AT)
@@ -207,7 +207,7 @@ def read(module: LifecycleModule) -> dict[str, Any]:
                 skip(item, f"device {item['device']['id']} does not exist in NetBox: nothing to do")
                 continue
             item["device"] = device_ref(record)
-            item["facts"].update(state=state_of(record), oob_ip=oob_host(record))
+            item["facts"].update(state=state_of(record), **bmc_facts(record))
             why = refusal(record, transition, module.tenant)
             if why is not None:
                 if why[0] == "tenant":

@@ -2,15 +2,17 @@
 # validate_server.sh: the validation image's one job (bm-lifecycle, plan component 4).
 #
 # Reads its orders from the kernel command line, collects what the server really is (LLDP neighbours, dmidecode,
-# `ip -d -j link`, `ip -j addr`), POSTs one JSON report to the callback with the device's single-use token, retries
-# with backoff until it gets a 2xx (bounded), then powers the server off. The report schema and the parameters are
+# `ip -d -j link`, `ip -j addr`), asks the webhook for the device's single-use token with the identity dmidecode reads
+# (system UUID and serial: the webhook hands it out once, to the server the BMC named), POSTs one JSON report to the
+# callback with that token, retrying both with backoff until a 2xx (bounded), then powers the server off. The report schema and the parameters are
 # documented in iso/README.md. POSIX sh: runs under bash, dash and busybox ash (real `ip` called by full path,
 # because busybox runs its own `ip` applet, which has no JSON, before PATH).
 #
 # Kernel command line (values must not contain blanks):
 #   bm.device_id=ID        NetBox device id the report is for (required)
-#   bm.token=TOKEN         per-device single-use bearer token (required; never printed)
-#   bm.callback=URL        report endpoint, e.g. https://10.1.100.5:5000/api/v1/validation/report (required)
+#   bm.callback=URL        report endpoint, e.g. https://10.1.100.5:5000/api/v1/validation/report (required); the token
+#                          is asked for at its sibling .../token. No secret is on the command line: the boot script is
+#                          served over plain HTTP.
 #   bm.ca=PATH             CA bundle to verify an https callback (optional; without it the system store is used)
 #   bm.nics=IF[,IF...]     interfaces to bring up and listen on (default: every interface backed by a device,
 #                          except USB ones such as the BMC's virtual NIC)
@@ -21,7 +23,8 @@
 #   bm.dump=0|1            also print every collected output and the report (token excluded) to the console
 # Environment overrides, for tests and other images: BM_CMDLINE_FILE, BM_WORKDIR, BM_IP, BM_LLDPD, BM_LLDPCTL,
 # BM_DMIDECODE, BM_CURL, BM_JQ, BM_ETHTOOL, BM_SYSFS, BM_DEBUGFS, BM_POWEROFF_CMD, BM_BACKOFF_MAX.
-# Exit status (when bm.poweroff=0): 0 report accepted, 2 bad command line, 3 report refused or deadline passed.
+# Exit status (when bm.poweroff=0): 0 report accepted, 2 bad command line, 3 token or report refused or deadline
+# passed.
 set -u
 umask 077
 
@@ -61,7 +64,6 @@ param() {  # param NAME DEFAULT: value of bm.NAME= on the command line (last one
 is_uint() { case $1 in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac; }
 
 DEVICE_ID=$(param device_id "")
-TOKEN=$(param token "")
 CALLBACK=$(param callback "")
 CA=$(param ca "")
 NICS=$(param nics "" | tr ',' ' ')
@@ -94,7 +96,6 @@ trap 'finish 130' INT TERM
 
 bad=""
 [ -n "$DEVICE_ID" ] || bad="$bad bm.device_id"
-[ -n "$TOKEN" ] || bad="$bad bm.token"
 case $CALLBACK in http://* | https://*) ;; *) bad="$bad bm.callback" ;; esac
 for _n in "$LLDP_WAIT" "$POST_DEADLINE" "$POWEROFF_DELAY"; do is_uint "$_n" || bad="$bad number:$_n"; done
 if [ -n "$CA" ] && [ ! -r "$CA" ]; then bad="$bad bm.ca(unreadable:$CA)"; fi
@@ -294,46 +295,73 @@ fi
 [ -z "$bad" ] || finish 2
 
 # --- POST, with backoff ---------------------------------------------------------------------------------------
-# The token goes in a header file (mode 0600), never on a command line where `ps` would show it.
-printf 'Authorization: Bearer %s\n' "$TOKEN" > "$WORKDIR/auth.header"
-set -- --silent --show-error --connect-timeout 10 --max-time 60 --output "$WORKDIR/response" \
-    --write-out '%{http_code}' -X POST -H 'Content-Type: application/json' -H "@$WORKDIR/auth.header" \
-    --data-binary "@$WORKDIR/report.json"
-[ -z "$CA" ] || set -- "$@" --cacert "$CA"
-attempt=0
-delay=2
-refusals=0
-status=3
-while :; do
-    attempt=$((attempt + 1))
-    code=$("$CURL" "$@" "$CALLBACK" 2> "$WORKDIR/curl.err")
-    case $code in
-        2??)
-            log "report accepted (HTTP $code) on attempt $attempt: $(head -c 300 "$WORKDIR/response")"
-            status=0
-            break
-            ;;
-        408 | 425 | 429) ;;
-        4??)
-            # A refusal will not change by itself (bad token, token already used, device not in validating),
-            # but the answer to an accepted report may have been lost: try a few times, then stop.
-            refusals=$((refusals + 1))
-            log "report refused (HTTP $code): $(head -c 300 "$WORKDIR/response")"
-            [ "$refusals" -lt 3 ] || break
-            ;;
-    esac
-    elapsed=$(($(date +%s) - START))
-    if [ "$elapsed" -ge "$POST_DEADLINE" ]; then
-        log "giving up after $attempt attempts and ${elapsed}s"
-        break
+# post NAME URL BODY OUT REFUSALS [CURL ARG...]: POST the file BODY to URL until a 2xx (status 0), REFUSALS 4xx
+# answers or the deadline (status 3); connection errors, 5xx, 408, 425 and 429 are retried with backoff. The answer
+# is left in OUT.
+post() {
+    _name=$1; _url=$2; _body=$3; _out=$4; _max=$5
+    shift 5
+    set -- --silent --show-error --connect-timeout 10 --max-time 60 --output "$_out" --write-out '%{http_code}' \
+        -X POST -H 'Content-Type: application/json' --data-binary "@$_body" "$@"
+    [ -z "$CA" ] || set -- "$@" --cacert "$CA"
+    _attempt=0; _delay=2; _refusals=0
+    while :; do
+        _attempt=$((_attempt + 1))
+        _code=$("$CURL" "$@" "$_url" 2> "$WORKDIR/curl.err")
+        case $_code in
+            2??)
+                log "$_name accepted (HTTP $_code) on attempt $_attempt"
+                return 0
+                ;;
+            408 | 425 | 429) ;;
+            4??)
+                _refusals=$((_refusals + 1))
+                log "$_name refused (HTTP $_code): $(head -c 300 "$_out")"
+                [ "$_refusals" -lt "$_max" ] || return 3
+                ;;
+        esac
+        _elapsed=$(($(date +%s) - START))
+        if [ "$_elapsed" -ge "$POST_DEADLINE" ]; then
+            log "$_name: giving up after $_attempt attempts and ${_elapsed}s"
+            return 3
+        fi
+        _jitter=$(od -An -N1 -tu1 /dev/urandom 2>/dev/null | tr -d ' ')
+        is_uint "$_jitter" || _jitter=0
+        _jitter=$((_jitter % (_delay / 2 + 1)))
+        log "$_name: attempt $_attempt failed (HTTP ${_code:-none} $(head -c 200 "$WORKDIR/curl.err" | tr '\n' ' ')); retrying in $((_delay + _jitter))s"
+        sleep $((_delay + _jitter))
+        _delay=$((_delay * 2))
+        [ "$_delay" -le "$BACKOFF_MAX" ] || _delay=$BACKOFF_MAX
+    done
+}
+
+# The token, handed out once to the server its BMC named: ask with what dmidecode says and a random request id of our
+# own (asking again with it after a lost answer is a retry; a second request with another id is theft, and the
+# webhook revokes the token). A refusal is final. The token goes straight from the answer into a header file (mode
+# 0600), never into a variable, onto a command line where `ps` would show it, or onto the console.
+REQUEST_ID=$(od -An -N16 -tx1 /dev/urandom 2>/dev/null | tr -d ' \n')
+[ "${#REQUEST_ID}" -ge 16 ] || REQUEST_ID="r$(date +%s)-$$-$(cksum < "$WORKDIR/report.json" | tr -dc 0-9)"
+# shellcheck disable=SC2016  # a jq program: $names are jq variables
+"$JQ" -n --arg device_id "$DEVICE_ID" --arg request_id "$REQUEST_ID" \
+    --arg uuid "$(dmi 'System Information' UUID)" --arg serial "$(dmi 'System Information' 'Serial Number')" '
+    def nonempty: if . == "" then null else . end;
+    {device_id: $device_id, request_id: $request_id, system: {uuid: ($uuid | nonempty), serial: ($serial | nonempty)}}
+    ' > "$WORKDIR/token_request.json"
+post token "${CALLBACK%/*}/token" "$WORKDIR/token_request.json" "$WORKDIR/token.json" 1
+status=$?
+if [ "$status" = 0 ]; then
+    "$JQ" -r '"Authorization: Bearer " + .token' "$WORKDIR/token.json" > "$WORKDIR/auth.header" 2>/dev/null
+    rm -f "$WORKDIR/token.json"
+    if grep -q '^Authorization: Bearer [A-Za-z0-9_-]\{16,\}$' "$WORKDIR/auth.header"; then
+        # A refusal will not change by itself (bad token, token already used, device not in validating), but the
+        # answer to an accepted report may have been lost: try a few times, then stop.
+        post report "$CALLBACK" "$WORKDIR/report.json" "$WORKDIR/response" 3 -H "@$WORKDIR/auth.header"
+        status=$?
+        [ "$status" != 0 ] || log "report: $(head -c 300 "$WORKDIR/response")"
+    else
+        log "the webhook's answer holds no token"
+        status=3
     fi
-    jitter=$(od -An -N1 -tu1 /dev/urandom 2>/dev/null | tr -d ' ')
-    is_uint "$jitter" || jitter=0
-    jitter=$((jitter % (delay / 2 + 1)))
-    log "attempt $attempt failed (HTTP ${code:-none} $(head -c 200 "$WORKDIR/curl.err" | tr '\n' ' ')); retrying in $((delay + jitter))s"
-    sleep $((delay + jitter))
-    delay=$((delay * 2))
-    [ "$delay" -le "$BACKOFF_MAX" ] || delay=$BACKOFF_MAX
-done
-rm -f "$WORKDIR/auth.header"
+fi
+rm -f "$WORKDIR/auth.header" "$WORKDIR/token.json"
 finish "$status"

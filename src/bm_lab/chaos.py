@@ -338,10 +338,9 @@ def run_secrets(result: sim.SimResult, bmc_passwords: list[str]) -> dict[str, st
         "netbox admin password": os.environ.get("NETBOX_ADMIN_PASSWORD", ""),
     }
     found |= {f"bmc account password {n}": value for n, value in enumerate(sorted(set(bmc_passwords)))}
-    for path in (result.workdir / "pxe").glob("*.ipxe"):
-        for name, value in sim.BOOT_PARAM.findall(path.read_text()):
-            if name == "token":
-                found[f"validation token {path.stem}"] = value
+    for server in result.servers:
+        for n, value in enumerate(server.tokens):
+            found[f"validation token {server.name} #{n + 1}"] = value
     return {name: value for name, value in found.items() if len(value) >= 8}
 
 

@@ -3,8 +3,9 @@
 Everything is the real thing except the servers: NetBox, Redis, the DHCP hook (run as dhcpd runs it, with its spool
 flush timer), the `ansible-rulebook` service with every stage playbook, and the validation webhook. Each server is a
 mock iLO (iLO 5 and iLO 6 cycled by default, `--model`) whose simulated host, when it boots from PXE, reads the boot
-script provisioning rendered for it (device id, single-use token, callback URL) and posts the report the validation
-image would.
+script provisioning rendered for it (device id, callback URL, CA; no secret), asks the webhook for its single-use token
+with the identity dmidecode would read (its iLO's system UUID and serial) and posts the report the validation image
+would.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ TIMESTAMPS = (
     ("hardened", "hardened_at"),
     ("monitored", "last_monitored_at"),
 )
-BOOT_PARAM = re.compile(r"\bbm\.(device_id|token|callback|ca)=(\S+)")
+BOOT_PARAM = re.compile(r"\bbm\.(device_id|callback|ca)=(\S+)")
 
 
 @dataclass
@@ -64,10 +65,11 @@ class SimServer:
     lease_at: float = 0.0
     reports_posted: int = 0
     errors: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)  # handed out to its validation agent (secrets: no log shows them)
 
 
 class ValidationAgent:
-    """Plays the validation image: on a PXE boot, read the server's boot script and post its report until a 2xx."""
+    """Plays the validation image: on a PXE boot, read the server's boot script, ask for its token, post its report."""
 
     def __init__(self, boot_dir: Path, servers: dict[int, SimServer], deadline_s: float = 300) -> None:
         self.boot_dir = boot_dir
@@ -97,33 +99,36 @@ class ValidationAgent:
                     cables=tuple(cables(bmc)),
                 )
             )
-            self.post(server, params, report)
+            system = {"uuid": bmc.uuid.upper(), "serial": bmc.serial}  # as dmidecode prints them
+            asked = {"device_id": str(server.device_id), "request_id": secrets.token_hex(16), "system": system}
+            token_url = params["callback"].rsplit("/", 1)[0] + "/token"
+            token = str(self.post(token_url, asked, {}, params.get("ca"), refusals=1).json()["token"])
+            server.tokens.append(token)
+            self.post(params["callback"], report, {"Authorization": f"Bearer {token}"}, params.get("ca"))
+            server.reports_posted += 1
         except Exception as exc:  # the image would log and power off; the run reports it
             server.errors.append(f"validation agent: {exc}")
             log.warning("%s: validation agent failed: %s", server.name, exc)
 
-    def post(self, server: SimServer, params: dict[str, str], report: dict[str, Any]) -> None:
-        """POST with backoff until a 2xx, like validate_server.sh (connect 10 s, whole request 60 s): network errors
-        and timeouts are retried too; a 4xx other than 408/425/429 is final."""
-        delay, deadline = 1.0, time.monotonic() + self.deadline_s
+    def post(
+        self, url: str, body: dict[str, Any], headers: dict[str, str], ca: str | None, refusals: int = 3
+    ) -> requests.Response:
+        """POST with backoff until a 2xx, like validate_server.sh (connect 10 s, whole request 60 s): network errors,
+        timeouts, 5xx, 408, 425 and 429 are retried; the `refusals`th other 4xx is final (the token's first one)."""
+        delay, deadline, refused = 1.0, time.monotonic() + self.deadline_s, 0
         while True:
             try:
-                response = requests.post(
-                    params["callback"],
-                    json=report,
-                    headers={"Authorization": f"Bearer {params['token']}"},
-                    timeout=(10, 60),
-                    verify=params.get("ca", True),
-                )
+                response = requests.post(url, json=body, headers=headers, timeout=(10, 60), verify=ca or True)
                 if response.ok:
-                    server.reports_posted += 1
-                    return
+                    return response
                 if 400 <= response.status_code < 500 and response.status_code not in {408, 425, 429}:
-                    raise RuntimeError(f"report refused: HTTP {response.status_code} {response.text[:200]}")
+                    refused += 1
+                    if refused >= refusals:
+                        raise RuntimeError(f"{url} refused: HTTP {response.status_code} {response.text[:200]}")
             except (requests.ConnectionError, requests.Timeout):
                 pass
             if time.monotonic() + delay > deadline:
-                raise TimeoutError(f"no 2xx from {params['callback']} within {self.deadline_s:.0f} s")
+                raise TimeoutError(f"no 2xx from {url} within {self.deadline_s:.0f} s")
             time.sleep(delay)
             delay = min(delay * 2, 15)
 

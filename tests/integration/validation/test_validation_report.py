@@ -21,9 +21,11 @@ from helpers import ansible_playbook
 from integration.validation.validation_support import (
     NICS,
     STREAM,
+    ask_token,
     build_report,
     cf,
     free_port,
+    hand_out,
     post,
     pxe_callback_file,
     server_macs,
@@ -60,15 +62,21 @@ def set_state(nb: pynetbox.api, name: str, state: str) -> Any:
     return nb.dcim.devices.get(name=name)
 
 
-def issue_boot_file(stack: dict[str, str], device_id: int, callback: str, path: Path) -> str:
-    """What provisioning does: a single-use token (hash in Redis) and the boot parameters that carry it."""
+def issue_boot_file(stack: dict[str, str], device_id: int, callback: str, path: Path, report: dict[str, Any]) -> None:
+    """What provisioning does: a token bound to the server's identity (as its BMC states it: the report's), to be
+    handed out once, and the boot parameters, which carry no secret."""
     with RedisClient(RedisSettings(stack["BM_REDIS_URL"])) as bus:
-        token = str(tokens.issue(bus, device_id, 600)["token"])
-    path.write_text(tokens.kernel_params(device_id, token, callback) + "\n")
-    return token
+        tokens.issue(bus, device_id, tokens.Identity.of(report["hardware"]), 600)
+    path.write_text(tokens.kernel_params(device_id, callback) + "\n")
 
 
-def run_stage(stack: dict[str, str], batch: dict[str, Any], tmp: Path) -> tuple[dict[str, Any], float]:
+def provisioned(stack: dict[str, str], device_id: int, callback: str, path: Path, report: dict[str, Any]) -> str:
+    """Provisioning, then the image's token request: the token the report goes with."""
+    issue_boot_file(stack, device_id, callback, path, report)
+    return hand_out(callback, report)
+
+
+def run_stage(stack: dict[str, str], batch: dict[str, Any], tmp: Path, rc: int = 0) -> tuple[dict[str, Any], float]:
     """ansible-playbook bm.lifecycle.validation_report with the batch, as the rulebook runs it; per-task results."""
     extra = tmp / f"batch-{time.monotonic_ns()}.json"
     extra.write_text(json.dumps({"bm_batch": batch}))
@@ -85,7 +93,7 @@ def run_stage(stack: dict[str, str], batch: dict[str, Any], tmp: Path) -> tuple[
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
     )
     seconds = time.monotonic() - started
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert proc.returncode == rc, proc.stdout[-4000:] + proc.stderr[-2000:]
     results: dict[str, Any] = {}
     for play in json.loads(proc.stdout)["plays"]:
         for task in play["tasks"]:
@@ -110,12 +118,15 @@ def test_report_from_pxe_boot_takes_the_device_to_validation_completed(
     reports: dict[str, Any] = {}
 
     def image(bmc: Any) -> None:
-        """The validation image: read the kernel command line, build the report, POST until a 2xx (bounded)."""
+        """The validation image: read the kernel command line, build the report, ask for the token, POST until a
+        2xx (bounded)."""
         params = pxe_callback_file(boot_file)
+        assert "token" not in params and "token" not in boot_file.read_text()
         report = build_report(int(params["device_id"]), bmc.serial, server_macs(list(bmc.nic_macs)))
         reports["first"] = report
+        token = hand_out(params["callback"], report)
         for _ in range(10):
-            status, answer = post(params["callback"], json.dumps(report).encode(), params["token"])
+            status, answer = post(params["callback"], json.dumps(report).encode(), token)
             posted.append((status, answer))
             if 200 <= status < 300:
                 break
@@ -126,7 +137,7 @@ def test_report_from_pxe_boot_takes_the_device_to_validation_completed(
 
     with testing.start_fleet(1, settings=Settings(post_seconds=0.2), on_pxe_boot=image) as fleet:
         bmc = fleet[0]
-        issue_boot_file(stack, srv.id, webhook, boot_file)
+        issue_boot_file(stack, srv.id, webhook, boot_file, build_report(srv.id, bmc.serial, []))
         client = testing.RedfishClient.admin(bmc)
         boot = {"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}}
         assert client.patch("/redfish/v1/Systems/1", boot).status_code < 300
@@ -208,7 +219,7 @@ def test_report_from_pxe_boot_takes_the_device_to_validation_completed(
 
     # the same report posted again (validating again, a new token): accepted, and it creates nothing new in NetBox
     set_state(netbox, "srv001", "validating")
-    token = issue_boot_file(stack, srv.id, webhook, boot_file)
+    token = provisioned(stack, srv.id, webhook, boot_file, reports["first"])
     assert post(webhook, json.dumps(reports["first"]).encode(), token)[0] == 202
     results3, seconds3 = run_stage(stack, take(redis_client), tmp_path)
     apply3 = results3[APPLY]
@@ -231,8 +242,8 @@ def test_refusals_change_nothing(
     tmp_path: Path,
 ) -> None:
     srv = set_state(netbox, "srv001", "validating")
-    token = issue_boot_file(stack, srv.id, webhook, tmp_path / "boot")
     report = build_report(srv.id, "CZJ1234567", server_macs(["94:40:c9:aa:00:00", "94:40:c9:aa:00:01"]))
+    token = provisioned(stack, srv.id, webhook, tmp_path / "boot", report)
     body = json.dumps(report).encode()
     before = snapshot(netbox)
     wrong_type = json.dumps({**report, "interfaces": [{"name": 5, "mac": True}]}).encode()
@@ -296,15 +307,15 @@ def test_rulebook_killed_right_after_the_answer_loses_nothing(
     srv = set_state(netbox, "srv001", "validating")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api/v1/validation/report"
-    token = issue_boot_file(stack, srv.id, url, tmp_path / "boot")
     report = build_report(srv.id, "CZJ7777777", server_macs(["94:40:c9:bb:00:00", "94:40:c9:bb:00:01"]))
+    issue_boot_file(stack, srv.id, url, tmp_path / "boot", report)
     rulebook_file = tmp_path / "validation.yml"
     rulebook_file.write_text(RULEBOOK.format(port=port))
     service = Rulebook(rulebook_file, tmp_path / "rulebook.log", stack["BM_REDIS_URL"])
     try:
         service.start()
         assert wait_until(lambda: openapi_up(port), 120), service.text()[-3000:]
-        code, answer = post(url, json.dumps(report).encode(), token)
+        code, answer = post(url, json.dumps(report).encode(), hand_out(url, report))
         service.kill()  # SIGKILL to the whole process group, right after the answer
         assert code == 202, answer
         assert redis_client.xlen(STREAM) == 1
@@ -337,9 +348,9 @@ def test_batch_of_reports_isolates_a_failing_device(
          "tenant": srv1.tenant.id, "status": "active", "custom_fields": {"lifecycle_state": "validating"}}
     )  # fmt: skip
     for dev, serial, base in ((srv1, "CZJ0000001", "94:40:c9:cc:00:0"), (srv2, "CZJ0000002", "94:40:c9:dd:00:0")):
-        token = issue_boot_file(stack, dev.id, webhook, tmp_path / f"boot-{dev.id}")
-        body = json.dumps(build_report(dev.id, serial, server_macs([base + "0", base + "1"])))
-        assert post(webhook, body.encode(), token)[0] == 202
+        report = build_report(dev.id, serial, server_macs([base + "0", base + "1"]))
+        token = provisioned(stack, dev.id, webhook, tmp_path / f"boot-{dev.id}", report)
+        assert post(webhook, json.dumps(report).encode(), token)[0] == 202
     netbox.dcim.devices.get(srv2.id).delete()
     batch = take(redis_client)
     assert batch["batch_size"] == 2
@@ -356,3 +367,42 @@ def test_batch_of_reports_isolates_a_failing_device(
     rows: Any = redis_client.xrange("bm:events:stage_failed")
     [failed] = [json.loads(f["envelope"]) for _, f in rows]
     assert failed["data"]["reason"] == "unknown_device" and failed["device"]["id"] == srv2.id
+
+
+def test_a_token_asked_for_twice_fails_the_device_and_another_identity_only_warns(
+    stack: dict[str, str], netbox: pynetbox.api, redis_client: redis.Redis, webhook: str, tmp_path: Path
+) -> None:
+    """Someone read the boot script: another identity is refused (one journal warning a minute, nothing burned); the
+    same identity asking a second time revokes the token, and the stage fails the device (validation_failed, the
+    journal and stage_failed say why)."""
+    srv = set_state(netbox, "srv001", "validating")
+    report = build_report(srv.id, "CZJ5555555", server_macs(["94:40:c9:ee:00:00", "94:40:c9:ee:00:01"]))
+    issue_boot_file(stack, srv.id, webhook, tmp_path / "boot", report)
+
+    def journal(kind: str) -> list[str]:
+        found = netbox.extras.journal_entries.filter(assigned_object_type="dcim.device", assigned_object_id=srv.id)
+        return [j.comments for j in found if j.kind.value == kind]
+
+    impostor = {**report, "hardware": {**report["hardware"], "serial": "CZJ0000666"}}
+    for n in range(2):
+        code, answer = ask_token(webhook, impostor, f"request-of-an-impostor-{n}")
+        assert (code, answer["error"]) == (403, "identity_mismatch")
+    [warning] = journal("warning")
+    assert "presented" in warning and "CZJ0000666" in warning and "CZJ5555555" in warning and "127.0.0.1" in warning
+    token = hand_out(webhook, report)  # the server itself: nothing was burned
+    code, answer = ask_token(webhook, report, "request-of-someone-else")
+    assert (code, answer["error"]) == (409, "token_requested_twice")
+    assert post(webhook, json.dumps(report).encode(), token)[0] == 401  # the first caller's token is revoked too
+    batch = take(redis_client)
+    [entry] = batch["entries"]
+    assert entry["envelope"]["data"]["refused"]["reason"] == "token_requested_twice"
+    results, _ = run_stage(stack, batch, tmp_path, rc=2)  # a device failed
+    assert results[APPLY]["batch"][0]["status"] == "failed"
+    dev = netbox.dcim.devices.get(srv.id)
+    assert cf(dev, "lifecycle_state") == "validation_failed"
+    assert dev.serial != "CZJ5555555"  # nothing of the report was applied
+    assert any("token_requested_twice" in text for text in journal("danger"))
+    rows: Any = redis_client.xrange("bm:events:stage_failed")
+    [failed] = [json.loads(f["envelope"]) for _, f in rows]
+    assert (failed["data"]["reason"], failed["data"]["stage"]) == ("token_requested_twice", "validation_report")
+    assert redis_client.xpending(STREAM, "bm-lifecycle")["pending"] == 0

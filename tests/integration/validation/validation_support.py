@@ -73,6 +73,20 @@ def webhook(stack: dict[str, str], redis_client: redis.Redis) -> Iterator[str]:
     loop.close()
 
 
+def ask_token(report_url: str, report: dict[str, Any], request_id: str = "request-of-the-image-1") -> tuple[int, Any]:
+    """The image's token request (POST .../token next to the report URL) with the identity its report names."""
+    system = {k: report["hardware"].get(k) for k in ("uuid", "serial")}
+    body = {"device_id": report["device_id"], "request_id": request_id, "system": system}
+    return post(report_url.rsplit("/", 1)[0] + "/token", json.dumps(body).encode(), None)
+
+
+def hand_out(report_url: str, report: dict[str, Any]) -> str:
+    """The token the webhook hands the image of the report's server (asserted: handed out)."""
+    code, answer = ask_token(report_url, report)
+    assert code == 200, answer
+    return str(answer["token"])
+
+
 def post(url: str, body: bytes, token: str | None, content_type: str = "application/json") -> tuple[int, Any]:
     """One POST as the image sends it (curl): status and decoded JSON answer."""
     headers = {"Content-Type": content_type}
@@ -232,7 +246,7 @@ def snapshot(nb: pynetbox.api) -> dict[str, Any]:
 
 
 def pxe_callback_file(path: Path) -> dict[str, str]:
-    """The kernel parameters of a rendered boot file (bm.device_id=, bm.token=, bm.callback=), as the image reads
-    its /proc/cmdline."""
+    """The kernel parameters of a rendered boot file (bm.device_id=, bm.callback=), as the image reads its
+    /proc/cmdline."""
     words = path.read_text().split()
     return {w.split("=", 1)[0][3:]: w.split("=", 1)[1] for w in words if w.startswith("bm.") and "=" in w}

@@ -21,7 +21,7 @@ from lab.image.labkit import Lab, needs
 
 ROOT = Path(__file__).resolve().parents[3]
 BUILD = ROOT / "iso" / "lab" / "build.sh"
-TOKEN = "tok-image-0b5e"
+TOKEN = "tok-3f9a1c77e2-0123456789abcdef"  # what receiver.py hands out
 BOOT_BUDGET_S = 90  # measured about 22 s wall under TCG on 2 cores
 
 
@@ -58,7 +58,7 @@ def test_boots_reports_and_powers_off(lab: Lab) -> None:
     ns = lab.netns("qemu")
     received = lab.receiver(ns, 18080, 503, 200)
     cmdline = (
-        f"console=ttyS0 quiet bm.device_id=4711 bm.token={TOKEN} "
+        "console=ttyS0 quiet bm.device_id=4711 "
         "bm.callback=http://10.0.2.2:18080/api/v1/validation/report bm.lldp_wait=2 bm.poweroff_delay=0"
     )
     serial = lab.workdir / "serial.log"
@@ -82,6 +82,8 @@ def test_boots_reports_and_powers_off(lab: Lab) -> None:
     assert "report accepted (HTTP 200) on attempt 2" in log
     print(f"\nlab image: validate_server.sh started at {start.group(1)} s of guest uptime; {wall:.1f} s wall")
 
+    [asked] = [json.loads(p.read_text()) for p in received.glob("token-*.json")]
+    assert json.loads(asked["body"])["system"]["serial"] == "CZJ0000001"  # dmidecode's, inside the VM
     posts = sorted(received.glob("request-*.json"))
     assert len(posts) == 2
     request = json.loads(posts[-1].read_text())

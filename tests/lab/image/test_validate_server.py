@@ -18,7 +18,7 @@ from lab.image.labkit import Lab, needs
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "iso" / "validate_server.sh"
-TOKEN = "tok-3f9a1c77e2"
+TOKEN = "tok-3f9a1c77e2-0123456789abcdef"  # what receiver.py hands out
 SHELLS = {"dash": ["sh"], "busybox": ["busybox", "sh"]}
 
 
@@ -45,8 +45,8 @@ def run_script(
     )
 
 
-def requests(directory: Path) -> list[dict[str, Any]]:
-    files = sorted(directory.glob("request-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+def requests(directory: Path, kind: str = "request") -> list[dict[str, Any]]:
+    files = sorted(directory.glob(f"{kind}-*.json"), key=lambda p: int(p.stem.split("-")[1]))
     return [json.loads(f.read_text()) for f in files]
 
 
@@ -57,7 +57,7 @@ def test_report_with_lldp_retries_until_2xx_then_powers_off(lab: Lab, shell: str
     srv, sw = lab.netns("srv"), lab.netns("sw")
     lab.veth(srv, "eno1", sw, "swp1", mac_a="94:40:C9:5E:7A:B0")
     lab.switch(sw, "swp1", "tor-a.lab.example", mgmt="192.0.2.11")
-    received = lab.receiver(srv, 18080, 503, 502, 200)
+    received = lab.receiver(srv, 18080, 503, 502, 200, "token=503", "token=200")
     i40e = lab.workdir / "debugfs" / "i40e" / "0000:3b:00.0"
     i40e.mkdir(parents=True)
     (i40e / "command").write_text("")
@@ -66,7 +66,7 @@ def test_report_with_lldp_retries_until_2xx_then_powers_off(lab: Lab, shell: str
         lab,
         srv,
         shell,
-        f"BOOT_IMAGE=vmlinuz quiet bm.device_id=42 bm.token={TOKEN} "
+        "BOOT_IMAGE=vmlinuz quiet bm.device_id=42 "
         "bm.callback=http://127.0.0.1:18080/api/v1/validation/report bm.nics=eno1 bm.lldp_wait=20 bm.poweroff_delay=0",
     )
     assert result.returncode == 0, result.stderr
@@ -75,6 +75,15 @@ def test_report_with_lldp_retries_until_2xx_then_powers_off(lab: Lab, shell: str
     assert (lab.workdir / "poweroff").read_text() == "powered-off\n"
     assert (i40e / "command").read_text() == "lldp stop\n"
 
+    asked = requests(received, "token")
+    assert len(asked) == 2  # a 503, then the token
+    assert all(a["path"] == "/api/v1/validation/token" for a in asked)
+    assert "Authorization" not in asked[-1]["headers"]
+    request = json.loads(asked[-1]["body"])
+    assert request["device_id"] == "42"
+    assert request["request_id"] == json.loads(asked[0]["body"])["request_id"]  # a retry, not a second request
+    assert len(request["request_id"]) >= 16 and request["request_id"] not in result.stderr
+    assert set(request["system"]) == {"uuid", "serial"}
     posts = requests(received)
     assert len(posts) == 3  # 503, 502, then 200
     assert all(p["path"] == "/api/v1/validation/report" for p in posts)
@@ -109,10 +118,7 @@ def test_refusals_stop_after_three(lab: Lab) -> None:
     srv = lab.netns("srv")
     received = lab.receiver(srv, 18081, 401)
     result = run_script(
-        lab,
-        srv,
-        "dash",
-        f"bm.device_id=7 bm.token={TOKEN} bm.callback=http://127.0.0.1:18081/r bm.nics= bm.poweroff_delay=0",
+        lab, srv, "dash", "bm.device_id=7 bm.callback=http://127.0.0.1:18081/v/report bm.nics= bm.poweroff_delay=0"
     )
     assert result.returncode == 3
     assert len(requests(received)) == 3
@@ -120,12 +126,24 @@ def test_refusals_stop_after_three(lab: Lab) -> None:
     assert (lab.workdir / "poweroff").exists()
 
 
+def test_a_refused_token_request_is_final_and_nothing_is_reported(lab: Lab) -> None:
+    needs("curl", "jq")
+    srv = lab.netns("srv")
+    received = lab.receiver(srv, 18082, 200, "token=403")
+    result = run_script(
+        lab, srv, "dash", "bm.device_id=7 bm.callback=http://127.0.0.1:18082/v/report bm.nics= bm.poweroff_delay=0"
+    )
+    assert result.returncode == 3
+    assert len(requests(received, "token")) == 1
+    assert requests(received) == []
+    assert "token refused (HTTP 403)" in result.stderr
+    assert (lab.workdir / "poweroff").exists()
+
+
 def test_gives_up_at_the_deadline(lab: Lab) -> None:
     needs("curl", "jq")
     srv = lab.netns("srv")
-    result = run_script(
-        lab, srv, "dash", f"bm.device_id=7 bm.token={TOKEN} bm.callback=http://127.0.0.1:9/r bm.post_deadline=3"
-    )
+    result = run_script(lab, srv, "dash", "bm.device_id=7 bm.callback=http://127.0.0.1:9/r bm.post_deadline=3")
     assert result.returncode == 3
     assert "giving up after" in result.stderr
     assert "no network interface to listen on" in result.stderr
@@ -134,11 +152,11 @@ def test_gives_up_at_the_deadline(lab: Lab) -> None:
 @pytest.mark.parametrize(
     ("cmdline", "missing"),
     [
-        ("quiet", "bm.device_id bm.token bm.callback"),
-        ("bm.device_id=1 bm.token=x bm.callback=ftp://h/", "bm.callback"),
-        ("bm.device_id=1;reboot bm.token=x bm.callback=http://h/", "bm.device_id(characters)"),
-        ("bm.device_id=1 bm.token=x bm.callback=http://h/ bm.lldp_wait=soon", "number:soon"),
-        ("bm.device_id=1 bm.token=x bm.callback=https://h/ bm.ca=/nonexistent/ca.pem", "bm.ca(unreadable"),
+        ("quiet", "bm.device_id bm.callback"),
+        ("bm.device_id=1 bm.callback=ftp://h/", "bm.callback"),
+        ("bm.device_id=1;reboot bm.callback=http://h/", "bm.device_id(characters)"),
+        ("bm.device_id=1 bm.callback=http://h/ bm.lldp_wait=soon", "number:soon"),
+        ("bm.device_id=1 bm.callback=https://h/ bm.ca=/nonexistent/ca.pem", "bm.ca(unreadable"),
     ],
 )
 def test_bad_command_line_reports_nothing_and_powers_off(lab: Lab, cmdline: str, missing: str) -> None:

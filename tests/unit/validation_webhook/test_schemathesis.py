@@ -1,8 +1,10 @@
 """schemathesis against the webhook's own OpenAPI document: no generated request (valid or not) gets a 5xx.
 
 The webhook runs for real (aiohttp on a loopback port, private Redis, fake NetBox in which every device is in
-validating). Before each call a real single-use token is issued for the generated device_id (when it is one), so the
-generated reports get past authentication and are written to the stream, not just refused at the door."""
+validating). Before each call a real single-use token is issued and handed out for the generated device_id (when it is
+one), bound to the identity the generated report (or token request) claims, so the generated reports get past
+authentication and the identity check and are written to the stream, not just refused at the door; generated token
+requests meet that handed-out token (a second request: a theft)."""
 
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ import hypothesis
 import pytest
 import schemathesis
 
-from ansible_collections.bm.lifecycle.plugins.module_utils import _validation_token as tokens
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient, RedisSettings
+from ansible_collections.bm.lifecycle.plugins.module_utils._validation_token import Identity
 from helpers import NetBoxCall
-from unit.validation_webhook.webhook_support import PLUGIN, FakeNetBox, device
+from unit.validation_webhook.webhook_support import PLUGIN, FakeNetBox, device, token_for
 
 DOC_CONFIG = PLUGIN["Config"]({"netbox_url": "http://netbox.invalid", "netbox_token": "nbt_x.y"})
 schema = schemathesis.openapi.from_dict(PLUGIN["openapi"](DOC_CONFIG))
@@ -69,6 +71,16 @@ def server(redis_server: Any) -> Iterator[tuple[str, RedisClient]]:
     print(f"schemathesis: responses by status {dict(sorted(STATUSES.items()))}")
 
 
+def claimed(body: dict[str, Any]) -> Identity | None:
+    """The identity a generated report claims (so that its token is bound to it), None if it claims none."""
+    try:
+        hardware = PLUGIN["_validation_report"].summarize(body)["hardware"] if "hardware" in body else body["system"]
+        identity = PLUGIN["presented_identity"](hardware)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return identity or None
+
+
 @schema.parametrize()
 @hypothesis.settings(
     max_examples=150,
@@ -81,7 +93,7 @@ def test_no_server_errors(case: Any, server: tuple[str, RedisClient]) -> None:
     body = case.body
     device_id = body.get("device_id") if isinstance(body, dict) else None
     if isinstance(device_id, str) and re.fullmatch(r"[1-9][0-9]{0,9}", device_id):
-        token = tokens.issue(bus, int(device_id), 600)["token"]
+        token = token_for(bus, int(device_id), claimed(body))
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
     response = case.call(base_url=base_url)
     STATUSES[response.status_code] = STATUSES.get(response.status_code, 0) + 1

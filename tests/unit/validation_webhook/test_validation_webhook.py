@@ -1,6 +1,8 @@
 """bm.lifecycle.validation_webhook with aiohttp's test client, a real (private) Redis and a fake NetBox.
 
-Every refusal: the right 4xx, a JSON error, nothing written to the stream, the token left as it was."""
+The token: handed out once to the server the BMC named; a second request revokes it and puts a refusal on the stream;
+another identity is refused (journal warning, at most one a minute) and burns nothing. Every refusal of a report: the
+right 4xx, a JSON error, nothing written to the stream, the token left as it was."""
 
 from __future__ import annotations
 
@@ -16,13 +18,16 @@ import pytest
 from aiohttp import ClientSession, TCPConnector
 from aiohttp.test_utils import TestClient, TestServer
 
-from ansible_collections.bm.lifecycle.plugins.module_utils import _envelope
+from ansible_collections.bm.lifecycle.plugins.module_utils import _batch, _envelope
 from ansible_collections.bm.lifecycle.plugins.module_utils import _validation_token as tokens
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
-from unit.validation_webhook.webhook_support import PLUGIN, device
+from ansible_collections.bm.lifecycle.plugins.module_utils._validation_token import Identity
+from unit.validation_webhook.webhook_support import PLUGIN, device, identity_of, token_for
 
 URL = "/api/v1/validation/report"
+TOKEN_URL = "/api/v1/validation/token"
 STREAM = "bm:events:validation_report"
+OTHER = Identity("11111111-2222-3333-4444-555555555555", "CZJ9999999")
 
 
 def post(
@@ -55,7 +60,13 @@ def entries(bus: RedisClient) -> list[dict[str, Any]]:
 
 
 def issue(bus: RedisClient, device_id: int = 7) -> str:
-    return str(tokens.issue(bus, device_id, 600)["token"])
+    return token_for(bus, device_id)
+
+
+def ask(cfg: Any, identity: Identity, request_id: str = "request-of-the-image-0", device_id: str = "7") -> Any:
+    """A token request as the image sends it."""
+    system = {"uuid": identity.uuid.upper(), "serial": identity.serial}
+    return post(cfg, {"device_id": device_id, "request_id": request_id, "system": system}, path=TOKEN_URL)
 
 
 def assert_refused(bus: RedisClient, answer: tuple[int, Any, Any], status: int, error: str | None = None) -> None:
@@ -93,11 +104,116 @@ def test_accepted_report_is_on_the_stream_before_the_answer_and_the_token_is_gon
         ("eth1", "94:40:c9:5e:7a:b0"),
     ]
     assert {e["name"] for e in data["excluded_interfaces"]} == {"dummy0", "usb0", "eth0.100", "br0"}
-    assert bus.call("EXISTS", tokens.key_for(7)) == 0
+    assert tokens.accepted_at(bus, 7) is not None  # consumed: its accepted mark
+    assert not tokens.verify(bus, 7, token)
     assert token not in json.dumps(env)
     assert token not in caplog.text
     # the raw tool output stays out of the bus (an envelope is at most 64 KiB)
     assert "dmidecode" not in json.dumps(data)
+
+
+# --- the token handout -----------------------------------------------------------------------------------------------
+
+
+def test_the_token_is_handed_out_once_to_the_server_the_bmc_named(
+    cfg: Any, bus: RedisClient, report: dict[str, Any], netbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = identity_of(report)
+    tokens.issue(bus, 7, server, 600)
+    caplog.set_level(logging.DEBUG)
+    code, body, headers = ask(cfg, server)
+    assert code == 200, body
+    assert body["status"] == "success" and body["device_id"] == "7"
+    assert 0 < body["expires_in"] <= 600
+    assert headers["Cache-Control"] == "no-store"
+    assert body["token"] not in caplog.text
+    assert post(cfg, report, token=body["token"])[0] == 202
+    assert netbox.journal == []
+
+
+def test_a_second_request_revokes_the_token_and_fails_the_device(
+    cfg: Any, bus: RedisClient, report: dict[str, Any], netbox: Any
+) -> None:
+    server = identity_of(report)
+    tokens.issue(bus, 7, server, 600)
+    first = ask(cfg, server)[1]["token"]
+    code, body, _ = ask(cfg, server, "request-of-someone-else")
+    assert (code, body["error"]) == (409, "token_requested_twice")
+    [refusal] = entries(bus)
+    assert refusal["event_type"] == "validation_report"
+    assert refusal["device"] == {"id": 7, "name": "srv007"}
+    assert refusal["data"]["refused"]["reason"] == "token_requested_twice"
+    assert "127.0.0.1" in refusal["data"]["refused"]["msg"]
+    item = _batch.new_item({"id": "1-0", "envelope": refusal}, refusal["device"])  # the stage's read step
+    assert _batch.fail_refused(item)
+    assert (item["status"], item["failure"]["reason"]) == ("failed", "token_requested_twice")
+    code, body, _ = post(cfg, report, token=first)  # the first caller's token stopped working too
+    assert (code, body["error"]) == (401, "invalid_token")
+    for request_id in ("request-of-the-image-0", "a-third-request-id"):
+        code, body, _ = ask(cfg, server, request_id)
+        assert (code, body["error"]) == (401, "token_revoked")
+    assert len(entries(bus)) == 1  # one refusal, however many requests
+
+
+def test_a_lost_answer_is_asked_again_with_the_same_request_id(
+    cfg: Any, bus: RedisClient, report: dict[str, Any]
+) -> None:
+    tokens.issue(bus, 7, identity_of(report), 600)
+    first = ask(cfg, identity_of(report))[1]["token"]
+    code, body, _ = ask(cfg, identity_of(report))
+    assert code == 200 and body["token"] != first
+    assert entries(bus) == []
+    assert post(cfg, report, token=first)[0] == 401
+    assert post(cfg, report, token=body["token"])[0] == 202
+
+
+def test_another_identity_is_refused_journaled_once_a_minute_and_burns_nothing(
+    cfg: Any, bus: RedisClient, report: dict[str, Any], netbox: Any
+) -> None:
+    server = identity_of(report)
+    tokens.issue(bus, 7, server, 600)
+    for request_id in ("request-of-an-impostor", "request-of-an-impostor-2"):
+        code, body, _ = ask(cfg, OTHER, request_id)
+        assert (code, body["error"]) == (403, "identity_mismatch")
+    assert entries(bus) == []
+    [entry] = netbox.journal  # two refusals, one journal entry
+    assert (entry["assigned_object_id"], entry["kind"]) == (7, "warning")
+    assert f"presented {OTHER}, expected {server}" in entry["comments"]
+    assert "127.0.0.1" in entry["comments"]
+    assert 0 < int(bus.call("TTL", "bm:validation_warned:7")) <= 60
+    token = ask(cfg, server)[1]["token"]  # the server itself still gets its token
+    assert ask(cfg, OTHER, "request-of-an-impostor-3")[0] == 403  # after the handout too: not a theft
+    assert tokens.verify(bus, 7, token)
+    assert entries(bus) == []
+    bus.call("DEL", "bm:validation_warned:7")  # a minute later
+    assert ask(cfg, OTHER, "request-of-an-impostor-4")[0] == 403
+    assert len(netbox.journal) == 2
+
+
+def test_a_report_from_another_server_is_refused_and_burns_nothing(
+    cfg: Any, bus: RedisClient, report: dict[str, Any], netbox: Any
+) -> None:
+    token = token_for(bus, 7, OTHER)  # the BMC named OTHER; the report is of the fixture's server
+    assert_refused(bus, post(cfg, report, token=token), 403, "identity_mismatch")
+    assert tokens.verify(bus, 7, token)
+    [entry] = netbox.journal
+    assert f"presented {identity_of(report)}, expected {OTHER}" in entry["comments"]
+
+
+def test_token_requests_refused(cfg: Any, bus: RedisClient, report: dict[str, Any]) -> None:
+    server = identity_of(report)
+    assert ask(cfg, server)[1]["error"] == "no_token"  # none issued
+    tokens.issue(bus, 7, server, 600)
+    assert ask(cfg, server, request_id="short")[0] == 422
+    assert post(cfg, {"device_id": "7", "request_id": "request-of-the-image-0"}, path=TOKEN_URL)[0] == 422
+    assert post(cfg, raw=b"{", path=TOKEN_URL)[0] == 400
+    assert post(cfg, {"x": "y" * 5000}, path=TOKEN_URL)[0] == 413
+    assert post(cfg, {}, path=TOKEN_URL, headers={"Content-Type": "text/plain"})[0] == 415
+    token = ask(cfg, server)[1]["token"]
+    assert post(cfg, report, token=token)[0] == 202
+    code, body, _ = ask(cfg, server, "request-after-the-report")
+    assert (code, body["error"]) == (409, "token_used")
+    assert len(entries(bus)) == 1  # the report, no refusal
 
 
 def test_replayed_token_is_refused(cfg: Any, bus: RedisClient, report: dict[str, Any]) -> None:
@@ -153,7 +269,7 @@ def test_device_not_in_validating(cfg: Any, bus: RedisClient, report: dict[str, 
 
 
 def test_unknown_device_and_other_tenant(cfg: Any, bus: RedisClient, report: dict[str, Any], netbox: Any) -> None:
-    token = tokens.issue(bus, 9, 600)["token"]
+    token = issue(bus, 9)
     assert_refused(bus, post(cfg, {**report, "device_id": "9"}, token=token), 404, "unknown_device")
     netbox.devices[9] = device(9, tenant="someone-else")
     assert_refused(bus, post(cfg, {**report, "device_id": "9"}, token=token), 403, "foreign_tenant")
@@ -252,6 +368,9 @@ def test_openapi_document(cfg: Any) -> None:
     op = doc["paths"][URL]["post"]
     assert {"202", "400", "401", "409", "413", "415", "422"} <= set(op["responses"])
     assert doc["components"]["schemas"]["Report"]["properties"]["device_id"]["type"] == "string"
+    handout = doc["paths"][TOKEN_URL]["post"]
+    assert {"200", "401", "403", "409", "422", "503"} <= set(handout["responses"])
+    assert set(doc["components"]["schemas"]["TokenRequest"]["required"]) == {"device_id", "request_id", "system"}
 
 
 # --- the source as ansible-rulebook runs it --------------------------------------------------------------------------

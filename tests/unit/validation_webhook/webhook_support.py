@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.bm.lifecycle.plugins.module_utils import _validation_token
 from ansible_collections.bm.lifecycle.plugins.module_utils._netbox import NetBoxError, NetBoxUnreachable
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
+from ansible_collections.bm.lifecycle.plugins.module_utils._validation_token import Identity
 from helpers import FakeNetBoxClient, NetBoxCall
 from integration.events.redis_server import RedisServer
 
@@ -33,9 +35,11 @@ def device(device_id: int, state: str = "validating", tenant: str = "baremetal-s
 
 
 class FakeNetBox(FakeNetBoxClient):
-    """Answers GET /api/dcim/devices/<id>/ from ``devices``; ``down`` makes every request fail as unreachable."""
+    """Answers GET /api/dcim/devices/<id>/ from ``devices`` and keeps the journal entries POSTed in ``journal``;
+    ``down`` makes every request fail as unreachable."""
 
     devices: dict[int, dict[str, Any]] = {}  # noqa: RUF012 - replaced per test
+    journal: list[dict[str, Any]] = []  # noqa: RUF012 - replaced per test
     down = False
     calls = 0
 
@@ -49,12 +53,16 @@ class FakeNetBox(FakeNetBoxClient):
             if record is None:
                 raise NetBoxError("NetBox GET: HTTP 404: not found", 404)
             return copy.deepcopy(record)
+        if call.method == "POST" and call.path.rstrip("/") == "/api/extras/journal-entries":
+            type(self).journal.append(call.body)
+            return {"id": len(type(self).journal), **call.body}
         raise NetBoxError(f"unexpected {call.method} {call.path}", 400)
 
 
 @pytest.fixture
 def netbox() -> Iterator[type[FakeNetBox]]:
     FakeNetBox.devices = {7: device(7)}
+    FakeNetBox.journal = []
     FakeNetBox.down = False
     FakeNetBox.calls = 0
     yield FakeNetBox
@@ -75,3 +83,17 @@ def report() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(REPORT.read_text())
     data["device_id"] = "7"
     return data
+
+
+def identity_of(report: dict[str, Any]) -> Identity:
+    """The server's identity in a report (what its BMC states, too)."""
+    return Identity.of(report["hardware"])
+
+
+def token_for(bus: RedisClient, device_id: int = 7, identity: Identity | None = None) -> str:
+    """What provisioning and then the image do: issue (bound to the identity), hand out; the token."""
+    identity = identity or identity_of(json.loads(REPORT.read_text()))
+    _validation_token.issue(bus, device_id, identity, 600)
+    got = _validation_token.handout(bus, device_id, identity, f"request-of-the-image-{device_id}")
+    assert got.token is not None, got
+    return got.token

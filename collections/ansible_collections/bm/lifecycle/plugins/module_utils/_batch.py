@@ -17,7 +17,9 @@ JSON, so it passes between tasks as a registered variable):
 ``follow_up`` ``{event_type, data}``: the event to publish when the entry is acknowledged, if any
 ``facts``     the stage's own findings (BMC address, system identity, token expiry...)
 
-A device that fails a step drops out of the later steps with its own failure; its batch-mates go on.
+A device that fails a step drops out of the later steps with its own failure; its batch-mates go on. An event whose
+producer already refused it (its data is only ``{"refused": {reason, msg}}``, :func:`refusal_data`: the validation
+webhook's token requested twice) fails its item from the first step on (:func:`fail_refused`).
 """
 
 from __future__ import annotations
@@ -78,6 +80,20 @@ def defer(item: dict[str, Any], msg: str) -> None:
 def fail(item: dict[str, Any], reason: str, msg: str) -> None:
     """The device failed this stage: recorded by the stage's failure transition and ``stage_failed``."""
     item.update(status="failed", msg=msg, failure={"reason": reason, "msg": msg})
+
+
+def refusal_data(reason: str, msg: str) -> dict[str, Any]:
+    """The data of an event its producer refused: the consuming stage fails the device with this reason."""
+    return {"refused": {"reason": reason, "msg": msg}}
+
+
+def fail_refused(item: dict[str, Any]) -> bool:
+    """Fail the item if its event is a refusal (:func:`refusal_data`); True if it was."""
+    refused = ((item["entry"].get("envelope") or {}).get("data") or {}).get("refused")
+    if not isinstance(refused, dict) or item["status"] != "active":
+        return False
+    fail(item, str(refused.get("reason") or "refused"), str(refused.get("msg") or "refused by the event's producer"))
+    return True
 
 
 def done(item: dict[str, Any], event_type: str | None, data: Mapping[str, Any] | None = None, msg: str = "") -> None:

@@ -41,8 +41,8 @@ options:
     description: The transition, by name; its source states, target, timestamp field and guard are the state machine's.
     type: str
     required: true
-    choices: [discover, claim_pxe_boot, fail_provisioning, complete_validation, time_out_validation, start_hardening,
-              complete_hardening, fail_hardening, start_monitoring, reset]
+    choices: [discover, claim_pxe_boot, fail_provisioning, complete_validation, time_out_validation, fail_validation,
+              start_hardening, complete_hardening, fail_hardening, start_monitoring, reset]
   batch:
     description:
       - A stage's batch (the previous step's RV(batch)); the transition is applied to the devices of its active items.

@@ -23,6 +23,9 @@ description:
   - With O(admits), reads every device of the batch in one NetBox request and lets on only those the named lifecycle
     transition admits (tenant, state, C(hardened_at)); the others are C(skipped) with the reason (a duplicate or late
     event is acknowledged and changes nothing). Items whose event names no device are C(skipped) too.
+  - An event its producer refused (its data a C(refused) mapping with C(reason) and C(msg), for example the
+    validation webhook's token requested twice) makes a C(failed) item with that reason, which the stage's failure
+    transition records (M(bm.lifecycle.stage_finish)).
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
   - bm.lifecycle.tenant
@@ -102,7 +105,7 @@ import datetime
 import os
 from typing import Any
 
-from ansible_collections.bm.lifecycle.plugins.module_utils._batch import fail, new_item, skip, summary
+from ansible_collections.bm.lifecycle.plugins.module_utils._batch import fail, fail_refused, new_item, skip, summary
 from ansible_collections.bm.lifecycle.plugins.module_utils._envelope import new_event
 from ansible_collections.bm.lifecycle.plugins.module_utils._lifecycle import (
     CHANGED_AT,
@@ -193,6 +196,8 @@ def read(module: LifecycleModule) -> dict[str, Any]:
     if not entries and (p["device"] not in (None, "") or p["data"]):
         entries = [manual_entry(module)]
     items = [new_item(e, e["envelope"].get("device")) for e in entries]
+    for item in items:
+        fail_refused(item)
     if p["admits"]:
         transition = transition_named(p["admits"])
         for item in items:

@@ -1,25 +1,26 @@
 #!/usr/bin/python
 # Copyright: (c) 2026, bm-lifecycle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Module bm.lifecycle.validation_token: issue, verify-and-consume or revoke a device's validation token."""
+"""Module bm.lifecycle.validation_token: issue (bound to the server's identity), consume or revoke a device's token."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: validation_token
-short_description: Issue, verify-and-consume or revoke a device's single-use validation token
+short_description: Issue (bound to the server's identity), consume or revoke a device's single-use validation token
 version_added: 0.1.0
 description:
   - >-
-    O(state=issued) creates a random token for the device (32 bytes, URL-safe), stores only its SHA-256 in Redis under
-      C(bm:validation_token:<device_id>) with a TTL (replacing any earlier token of the device), and, with O(boot_dir),
-      renders the validation image's boot parameters
-      C(bm.device_id=<id> bm.token=<token> bm.callback=<url> [bm.ca=<path>]) into a per-device iPXE script
-      (or a bare kernel command line file) in that directory, atomically. The token itself is never returned
-      unless O(return_token=true).
-  - O(state=consumed) verifies O(token) and consumes it in one atomic step (compare-and-set to an accepted mark that
-    lasts an hour); a token is accepted at most once; a wrong token changes nothing. The validation webhook does
-    the same through C(module_utils/_validation_token.py).
+    O(state=issued) stores in Redis, under C(bm:validation_token:<device_id>) with a TTL (replacing any earlier token
+      of the device), the identity the BMC stated over authenticated Redfish (system UUID and serial), and, with
+      O(boot_dir), renders the validation image's boot parameters C(bm.device_id=<id> bm.callback=<url> [bm.ca=<path>])
+      into a per-device iPXE script (or a bare kernel command line file) in that directory, atomically. No secret is
+      in the boot files: the token is created and handed out once, by the validation webhook
+      (C(POST /api/v1/validation/token)), to the image that presents the same identity; a second request revokes it
+      and fails the device (docs/ARCHITECTURE.md, "The validation token").
+  - O(state=consumed) verifies a handed-out O(token) and consumes it in one atomic step (compare-and-set to an
+    accepted mark that lasts an hour); a token is accepted at most once; a wrong token changes nothing. The
+    validation webhook does the same through C(module_utils/_validation_token.py).
   - O(state=absent) revokes the device's token and removes its boot files.
 author: bm-lifecycle developers (@bm-lifecycle)
 extends_documentation_fragment:
@@ -37,9 +38,10 @@ options:
     type: int
   batch:
     description:
-      - A stage's batch (the previous step's C(batch)). O(state=issued) issues a token and renders the boot files for
-        the device of every active item (named after the device, and the system UUID and serial the BMC reported in
-        C(facts.system)); an item whose token cannot be issued fails alone (C(failure.reason=validation_token)).
+      - A stage's batch (the previous step's C(batch)). O(state=issued) issues a token bound to the system UUID and
+        serial the BMC reported in C(facts.system) and renders the boot files for the device of every active item
+        (named after the device, that UUID and that serial); an item whose token cannot be issued (for example its
+        BMC stated neither UUID nor serial) fails alone (C(failure.reason=validation_token)).
         O(state=absent) revokes the token and removes the boot files of every failed item that had one issued;
         with O(keep_accepted=true), an item whose token a report consumed in the last hour is skipped instead.
       - Each item's C(facts) gain C(token_expires_at) and C(boot_files). See docs/ARCHITECTURE.md, "The stage shape".
@@ -57,10 +59,11 @@ options:
   token:
     description: The token presented (O(state=consumed)). Never logged.
     type: str
-  return_token:
-    description: Return the token as RV(token) (O(state=issued)). Leave off unless the caller renders it itself.
-    type: bool
-    default: false
+  system:
+    description:
+      - With O(device_id) and O(state=issued), the server's identity the token is bound to, C({uuid, serial}) (at
+        least one), as its BMC states it. With O(batch), each item's C(facts.system) is used.
+    type: dict
   keep_accepted:
     description:
       - With O(state=absent) and O(batch), an item whose token the validation webhook consumed within the last hour
@@ -101,15 +104,18 @@ options:
     elements: str
     default: []
   boot_file_mode:
-    description: Mode of the boot files. The PXE HTTP server must read them; the token is single use and expires.
+    description: Mode of the boot files. The PXE HTTP server must read them; they hold no secret.
     type: raw
     default: '0644'
 """
 
 EXAMPLES = r"""
-- name: Issue a token and render the device's iPXE script
+- name: Issue a token bound to the server's identity and render the device's iPXE script
   bm.lifecycle.validation_token:
     device_id: 1
+    system:
+      uuid: 4c4c4544-0042-3610-8030-b2c04f4e3432
+      serial: CZJ0000001
     boot_dir: /srv/pxe/bm
     boot_names: [srv001, 4c4c4544-0042-3610-8030-b2c04f4e3432]
     kernel_url: http://10.1.100.5/validation/vmlinuz
@@ -118,7 +124,7 @@ EXAMPLES = r"""
     callback_ca: /etc/bm/ca.pem
     ttl: 3600
 
-- name: Verify and consume a presented token
+- name: Verify and consume a handed-out token
   bm.lifecycle.validation_token:
     device_id: 1
     state: consumed
@@ -145,7 +151,7 @@ device_id:
   returned: always
   type: int
 expires_at:
-  description: When the issued token expires (UTC).
+  description: When the issued token expires (UTC), handed out or not.
   returned: when state is issued
   type: str
 boot_files:
@@ -154,18 +160,14 @@ boot_files:
   type: list
   elements: str
 kernel_params:
-  description: The kernel parameters rendered, the token replaced by C(***).
+  description: The kernel parameters rendered (no secret among them).
   returned: when state is issued and boot_dir is set
   type: str
-  sample: bm.device_id=1 bm.token=*** bm.callback=https://10.1.100.5:5000/api/v1/validation/report
+  sample: bm.device_id=1 bm.callback=https://10.1.100.5:5000/api/v1/validation/report bm.ca=/etc/bm/ca.pem
 valid:
   description: Whether the token was valid (and is now consumed).
   returned: when state is consumed
   type: bool
-token:
-  description: The token, only with O(return_token=true).
-  returned: when state is issued and return_token
-  type: str
 """
 
 import os
@@ -175,13 +177,12 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._batch import check_i
 from ansible_collections.bm.lifecycle.plugins.module_utils._module import LifecycleModule
 from ansible_collections.bm.lifecycle.plugins.module_utils._redis import RedisClient
 from ansible_collections.bm.lifecycle.plugins.module_utils._validation_token import (
+    Identity,
     TokenError,
     accepted_at,
     boot_paths,
     issue,
     kernel_params,
-    new_token,
-    redact,
     remove_files,
     render,
     revoke,
@@ -222,38 +223,45 @@ def _absent(
 
 
 def _issue(
-    module: LifecycleModule, redis: RedisClient, result: dict[str, Any], paths: list[str], device_id: int
+    module: LifecycleModule,
+    redis: RedisClient,
+    result: dict[str, Any],
+    paths: list[str],
+    *,
+    device_id: int,
+    identity: Identity,
 ) -> dict:
     p = module.params
-    token = new_token()
+    if not identity:
+        raise TokenError("the BMC stated no system UUID or serial to bind the token to")
     content = ""
     if paths:
         if not p["callback_url"]:
             raise TokenError("callback_url is required to render boot files")
         if not os.path.isdir(p["boot_dir"]):
             raise TokenError(f"boot_dir {p['boot_dir']} is not a directory")
-        params = kernel_params(device_id, token, p["callback_url"], p["callback_ca"], p["kernel_args"])
+        params = kernel_params(device_id, p["callback_url"], p["callback_ca"], p["kernel_args"])
         content = render(
             p["boot_format"],
             params,
             kernel_url=p["kernel_url"],
             initrd_url=p["initrd_url"],
-            comment=f"bm-lifecycle validation boot of NetBox device {device_id}; single-use token",
+            comment=f"bm-lifecycle validation boot of NetBox device {device_id}; no secret here",
         )
-        result["kernel_params"] = redact(params)
+        result["kernel_params"] = params
     result["changed"] = True
     result["boot_files"] = paths
     if not module.check_mode:
-        issued = issue(redis, device_id, p["ttl"], token=token)
+        issued = issue(redis, device_id, identity, p["ttl"])
         result["expires_at"] = issued["expires_at"]
         for path in paths:
             write_file(path, content, _mode(p["boot_file_mode"]))
-        if p["return_token"]:
-            result["token"] = token
     return {"token": True, "boot_files": paths}
 
 
-def _one(module: LifecycleModule, redis: RedisClient, device_id: int, names: list[str]) -> dict[str, Any]:
+def _one(
+    module: LifecycleModule, redis: RedisClient, device_id: int, names: list[str], identity: Identity
+) -> dict[str, Any]:
     """Issue, consume or revoke the token of one device; the module's result for it."""
     p = module.params
     result: dict[str, Any] = {"changed": False, "device_id": device_id, "boot_files": []}
@@ -264,7 +272,7 @@ def _one(module: LifecycleModule, redis: RedisClient, device_id: int, names: lis
     elif p["state"] == "absent":
         after = _absent(module, redis, before, result, paths, device_id=device_id)
     else:
-        after = _issue(module, redis, result, paths, device_id)
+        after = _issue(module, redis, result, paths, device_id=device_id, identity=identity)
     result["diff"] = {"before": before, "after": after}
     return result
 
@@ -289,7 +297,8 @@ def _for_items(module: LifecycleModule, redis: RedisClient) -> dict[str, Any]:
         system = facts.get("system") or {}
         names = [item["device"]["name"], str(system.get("uuid") or "").lower(), str(system.get("serial") or "")]
         try:
-            result = _one(module, redis, int(item["device"]["id"]), [n for n in dict.fromkeys(names) if n])
+            result = _one(module, redis, int(item["device"]["id"]), [n for n in dict.fromkeys(names) if n],
+                          Identity.of(system))  # fmt: skip
         except TokenError as exc:
             fail(item, "validation_token", f"validation token of {item['device']['name']}: {exc}")
             continue
@@ -307,7 +316,8 @@ def tokens(module: LifecycleModule) -> dict[str, Any]:
     if p["batch"] is not None:
         return _for_items(module, module.redis)
     result: dict[str, Any] = {"changed": False, "device_id": p["device_id"], "boot_files": []}
-    result.update(_one(module, module.redis, p["device_id"], p["boot_names"] or [str(p["device_id"])]))
+    names = p["boot_names"] or [str(p["device_id"])]
+    result.update(_one(module, module.redis, p["device_id"], names, Identity.of(p["system"])))
     return result
 
 
@@ -328,7 +338,7 @@ def main() -> None:
         "state": {"type": "str", "choices": ["issued", "consumed", "absent"], "default": "issued"},
         "ttl": {"type": "int", "default": 3600},
         "token": {"type": "str", "no_log": True},
-        "return_token": {"type": "bool", "default": False},
+        "system": {"type": "dict"},
         "keep_accepted": {"type": "bool", "default": False},
         "boot_dir": {"type": "path"},
         "boot_names": {"type": "list", "elements": "str"},

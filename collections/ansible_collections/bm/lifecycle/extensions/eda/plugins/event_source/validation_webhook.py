@@ -1,6 +1,7 @@
 # Copyright: (c) 2026, bm-lifecycle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""bm.lifecycle.validation_webhook: the validation image's report endpoint, written durably to the event bus."""
+"""bm.lifecycle.validation_webhook: the validation image's token handout and report endpoints (report durably on the
+event bus)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from aiohttp import web
 
 try:
     from ansible_collections.bm.lifecycle.plugins.module_utils import (
+        _batch,
         _envelope,
         _lifecycle,
         _netbox,
@@ -28,6 +30,7 @@ try:
 except ImportError:  # loaded by path from the collection: make the collection importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[7]))
     from ansible_collections.bm.lifecycle.plugins.module_utils import (
+        _batch,
         _envelope,
         _lifecycle,
         _netbox,
@@ -39,14 +42,27 @@ except ImportError:  # loaded by path from the collection: make the collection i
 
 DOCUMENTATION = r"""
 ---
-short_description: Receive validation reports from the validation image and write them to the event bus.
+short_description: Hand the validation image its token, receive its report and write it to the event bus.
 description:
-  - Serves C(POST /api/v1/validation/report) (and its OpenAPI document at C(GET /api/v1/openapi.json)). A report is
-    accepted only when everything holds, in this order - body at most O(max_body_bytes) and C(application/json);
-    the header C(Authorization) with C(Bearer <token>) present; strict JSON; the report schema (C(iso/README.md),
-    list lengths capped); the token is the device's current single-use validation token (issued at provisioning,
-    compared in constant time, see C(bm.lifecycle.validation_token)); the device may take the lifecycle transition
-    C(complete_validation) (it is in C(validating)) and is of O(tenant) in NetBox; the event fits the bus (64 KiB).
+  - Serves C(POST /api/v1/validation/token), C(POST /api/v1/validation/report) and their OpenAPI document at
+    C(GET /api/v1/openapi.json) (docs/ARCHITECTURE.md, "The validation token").
+  - C(POST /api/v1/validation/token) with C({device_id, request_id, system - {uuid, serial}}) (the identity the image
+    reads with dmidecode, a random id of its own) hands out the device's single-use token once - C(200)
+    C({status, device_id, token, expires_in}) - if provisioning issued one (C(bm.lifecycle.validation_token)) and the
+    identity matches the one the BMC stated (UUID case-insensitive, serial when both sides have one). An identity
+    mismatch is C(403) and changes nothing; the device's NetBox journal gets a warning saying what was presented,
+    what was expected and from which address, at most one per device per minute. A second request (another
+    C(request_id); the same one is a retry and gets a fresh token, the older one stops working) is theft - C(409);
+    the token is revoked (the first caller's too) and, in the same Redis transaction, a refusal
+    C({refused - {reason - token_requested_twice, msg}}) goes to C(bm:events:validation_report), which the stage
+    C(bm.lifecycle.validation_report) turns into validating -> validation_failed and C(stage_failed).
+  - A report is accepted only when everything holds, in this order - body at most O(max_body_bytes) and
+    C(application/json); the header C(Authorization) with C(Bearer <token>) present; strict JSON; the report schema
+    (C(iso/README.md), list lengths capped); the token is the device's handed-out single-use validation token
+    (compared in constant time); the device may take the lifecycle transition C(complete_validation) (it is in
+    C(validating)) and is of O(tenant) in NetBox; the report's hardware UUID and serial match the identity the token
+    was handed out to (else C(403), the journal warning as above, the token not burned); the event fits the bus
+    (64 KiB).
   - Then, in one Redis transaction (C(WATCH) of the token, C(MULTI), C(SET) of the token to its accepted mark,
     C(XADD), C(EXEC)), the token is consumed and a v1 envelope C(validation_report) (its data - the parsed hardware
     identity, physical NICs with canonical MACs and the LLDP neighbours, see C(_validation_report.summarize)) is
@@ -55,10 +71,11 @@ description:
     refused.
   - This source puts nothing on the rulebook's queue. C(bm.lifecycle.redis_streams) reads the stream (list
     C(validation_report) in its O(event_types)), so every stage has one path - batched, acknowledged per entry.
-  - Every refusal is a 4xx JSON answer C({status, error, message}) and changes nothing (C(400) malformed JSON,
-    C(401) missing or bad token, C(404) no such device, C(403) other tenant, C(409) not in C(validating),
-    C(413) too large, C(415) not JSON, C(422) schema). NetBox or Redis unreachable is C(503) with C(Retry-After)
-    (the image retries until it gets a 2xx). Tokens are never logged.
+  - Every refusal is a 4xx JSON answer C({status, error, message}) and changes nothing but for the theft above
+    (C(400) malformed JSON, C(401) missing or bad token, no token to hand out, C(404) no such device, C(403) other
+    tenant or identity mismatch, C(409) not in C(validating), token already handed out or used, C(413) too large,
+    C(415) not JSON, C(422) schema). NetBox or Redis unreachable is C(503) with C(Retry-After) (the image retries
+    until it gets a 2xx). Tokens are never logged; the token's answer says C(Cache-Control - no-store).
   - Arguments are checked up front (a clear ValueError); after that the source never raises and never returns (a
     source that raises stops ansible-rulebook); if the port cannot be bound it logs and tries again.
 options:
@@ -136,6 +153,10 @@ EXAMPLES = r"""
 
 LOG = logging.getLogger("bm.lifecycle.validation_webhook")
 REPORT_PATH = "/api/v1/validation/report"
+TOKEN_PATH = "/api/v1/validation/token"  # noqa: S105 - a path, not a password
+TOKEN_BODY_BYTES = 4096
+WARN_EVERY_S = 60  # at most one identity-mismatch journal entry per device per this many seconds
+WARNED_PREFIX = "bm:validation_warned:"
 OPENAPI_PATH = "/api/v1/openapi.json"
 STREAM = _envelope.stream_for("validation_report")
 SOURCE_NAME = "bm.lifecycle.validation_webhook"
@@ -143,12 +164,35 @@ RETRY_AFTER_S = 10
 BIND_RETRY_MAX_S = 30.0
 MAX_ERRORS_SHOWN = 10
 
+_IDENTITY_FIELD = {"type": ["string", "null"], "maxLength": 128}
+TOKEN_REQUEST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["device_id", "request_id", "system"],
+    "properties": {
+        "device_id": _validation_report.REPORT_SCHEMA["properties"]["device_id"],
+        "request_id": {
+            "type": "string",
+            "pattern": _validation_token.REQUEST_ID.pattern,
+            "description": "A random id of the image's own; the same id again is a retry of a lost answer.",
+        },
+        "system": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"uuid": _IDENTITY_FIELD, "serial": _IDENTITY_FIELD},
+            "description": "What dmidecode says of the server: System Information UUID and Serial Number.",
+        },
+    },
+}
+
 try:  # jsonschema ships with ansible-rulebook (it validates rulebooks)
     from jsonschema import Draft202012Validator
 
     _VALIDATOR: Any = Draft202012Validator(_validation_report.REPORT_SCHEMA)
+    _TOKEN_VALIDATOR: Any = Draft202012Validator(TOKEN_REQUEST_SCHEMA)
 except ImportError:  # pragma: no cover - the envelope's small validator is the fallback
-    _VALIDATOR = None
+    _VALIDATOR = _TOKEN_VALIDATOR = None
 
 
 class Refused(Exception):
@@ -271,7 +315,7 @@ _ERROR_SCHEMA = {
 _ERRORS = {
     "400": "Malformed JSON (or nested too deeply).",
     "401": "Authorization missing, malformed, or not the device's current single-use token (expired, used, wrong).",
-    "403": "The device belongs to another tenant.",
+    "403": "The device belongs to another tenant, or the report's hardware UUID/serial is not the server's.",
     "404": "No such device in NetBox.",
     "409": "The device is not in the expected lifecycle state (validating).",
     "413": "The body (or the event built from it) is too large.",
@@ -279,10 +323,21 @@ _ERRORS = {
     "422": "The report does not match the schema.",
     "503": "NetBox or Redis is unreachable; retry after Retry-After seconds. Nothing was consumed or written.",
 }
+_TOKEN_ERRORS = {
+    "400": "Malformed JSON.",
+    "401": "No token to hand out: none issued, expired, or revoked after a second request.",
+    "403": "The identity presented is not the one the BMC stated: nothing changed (the device's journal says so).",
+    "409": "The token was already handed out (now revoked: the device fails validation) or used by a report.",
+    "413": "The body is too large.",
+    "415": "The body is not application/json.",
+    "422": "The request does not match the schema.",
+    "503": "Redis is unreachable; retry after Retry-After seconds. Nothing was handed out.",
+}
 
 
 def openapi(cfg: Config) -> dict[str, Any]:
     schema = {k: v for k, v in _validation_report.REPORT_SCHEMA.items() if k != "$schema"}
+    token_schema = {k: v for k, v in TOKEN_REQUEST_SCHEMA.items() if k != "$schema"}
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     return {
         "openapi": "3.1.0",
@@ -292,6 +347,23 @@ def openapi(cfg: Config) -> dict[str, Any]:
             "description": "Where the validation image posts its report (iso/README.md).",
         },
         "paths": {
+            TOKEN_PATH: {
+                "post": {
+                    "operationId": "postValidationToken",
+                    "summary": "Hand out the device's single-use token, once, to the server the BMC named.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenRequest"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The token; present it as Authorization: Bearer with the report.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Token"}}},
+                        },
+                        **{code: {"description": text, "content": error} for code, text in _TOKEN_ERRORS.items()},
+                    },
+                }
+            },
             REPORT_PATH: {
                 "post": {
                     "operationId": "postValidationReport",
@@ -322,6 +394,17 @@ def openapi(cfg: Config) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Report": schema,
+                "TokenRequest": token_schema,
+                "Token": {
+                    "type": "object",
+                    "required": ["status", "device_id", "token", "expires_in"],
+                    "properties": {
+                        "status": {"type": "string", "const": "success"},
+                        "device_id": {"type": "string"},
+                        "token": {"type": "string"},
+                        "expires_in": {"type": ["integer", "null"], "description": "Seconds the token is valid."},
+                    },
+                },
                 "Error": _ERROR_SCHEMA,
                 "Accepted": {
                     "type": "object",
@@ -356,10 +439,11 @@ def parse_body(body: bytes) -> Any:
     return value
 
 
-def schema_errors(report: Any) -> list[str]:
-    if _VALIDATOR is None:  # pragma: no cover
+def schema_errors(report: Any, validator: Any = None) -> list[str]:
+    validator = validator or _VALIDATOR
+    if validator is None:  # pragma: no cover
         return [] if isinstance(report, dict) else ["the report must be a JSON object"]
-    errors = sorted(_VALIDATOR.iter_errors(report), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(report), key=lambda e: list(e.absolute_path))
     out = []
     for err in errors[:MAX_ERRORS_SHOWN]:
         where = "/".join(str(p) for p in err.absolute_path) or "(top)"
@@ -391,32 +475,124 @@ def bearer(header: str | None) -> str:
 _BAD_TOKEN = "the token is not this device's current validation token (wrong, expired or already used)"  # noqa: S105 - a message, not a password
 
 
-def check_and_commit(cfg: Config, report: dict[str, Any], token: str) -> dict[str, Any]:
-    """Blocking part (a worker thread): token, NetBox state, envelope, then consume + XADD in one transaction."""
+_THEFT = (
+    "this device's validation token was already handed out: it is revoked now and the device fails validation "
+    "(someone else may have read its boot script)"
+)
+
+
+def presented_identity(system: Any) -> _validation_token.Identity:
+    """The identity a server presents (dmidecode's placeholders, such as "Not Specified", count as none)."""
+    system = system if isinstance(system, dict) else {}
+    return _validation_token.Identity.of({k: _validation_report.clean(system.get(k)) for k in ("uuid", "serial")})
+
+
+def warn_identity(cfg: Config, redis: _redis.RedisClient, device_id: int, what: str, peer: str | None) -> bool:
+    """A warning in the device's NetBox journal (at most one per device per WARN_EVERY_S); True if written."""
+    LOG.warning("validation_webhook: device %s: %s (from %s)", device_id, what, peer)
+    if redis.call("SET", f"{WARNED_PREFIX}{device_id}", "1", "NX", "EX", WARN_EVERY_S) is None:
+        return False
+    client = cfg.netbox()
+    try:
+        comments = (
+            f"bm.lifecycle.validation_webhook: {what} (from {peer or 'unknown'}); refused, nothing changed. "
+            f"At most one such entry per {WARN_EVERY_S} s."
+        )
+        _netbox.journal(client, device_id, comments, "warning")
+    except (_netbox.NetBoxError, OSError) as exc:
+        LOG.error("validation_webhook: device %s: journal warning not written: %s", device_id, exc)
+        return False
+    finally:
+        client.close()
+    return True
+
+
+def _device_name(cfg: Config, device_id: int) -> str | None:
+    """The device's name for an event, None if NetBox does not say (an event still goes out)."""
+    client = cfg.netbox()
+    try:
+        name = client.get(f"/api/dcim/devices/{device_id}/").get("name")
+    except (_netbox.NetBoxError, OSError):
+        return None
+    finally:
+        client.close()
+    return str(name) if name else None
+
+
+def hand_out(cfg: Config, request: dict[str, Any], peer: str | None) -> dict[str, Any]:
+    """Blocking part of the handout (a worker thread): the token once, or why not (:class:`Refused`)."""
+    device_id = int(request["device_id"])
+    presented = presented_identity(request.get("system"))
+    redis = cfg.redis_client()
+
+    def refusal() -> list[tuple[Any, ...]]:  # theft: the refusal event, written with the revocation
+        msg = (
+            f"its validation token was requested a second time (from {peer or 'unknown'}, another request id): "
+            "revoked, so neither caller can report; someone else may have read its boot script"
+        )
+        device = {"id": device_id, "name": _device_name(cfg, device_id)}
+        data = _batch.refusal_data(_validation_token.THEFT, msg)
+        raw = _envelope.encode(_envelope.new_event("validation_report", data, source=SOURCE_NAME, device=device))
+        return [("XADD", STREAM, "MAXLEN", "~", cfg.stream_maxlen, "*", _envelope.ENTRY_FIELD, raw)]
+
+    try:
+        got = _validation_token.handout(redis, device_id, presented, str(request["request_id"]), refusal)
+        outcome = got.outcome
+        if outcome == _validation_token.HANDOUT:
+            return {"device_id": device_id, "token": got.token, "expires_in": got.ttl}
+        if outcome == _validation_token.MISMATCH:
+            what = f"validation token asked for with another server's identity: presented {presented}, expected"
+            warn_identity(cfg, redis, device_id, f"{what} {got.expected}", peer)
+            raise Refused(403, "identity_mismatch", "the identity presented is not this device's: nothing handed out")
+        if outcome == _validation_token.THEFT:
+            LOG.warning("validation_webhook: device %s: token requested twice (from %s): revoked", device_id, peer)
+            raise Refused(409, outcome, _THEFT)
+        if outcome == _validation_token.USED:
+            what = "validation token asked for after its report was accepted (if this server did not report, who did?)"
+            warn_identity(cfg, redis, device_id, what, peer)
+            raise Refused(409, outcome, "this device's validation token was already used by an accepted report")
+        raise Refused(401, outcome, "no validation token to hand out for this device (none issued, expired or revoked)")
+    finally:
+        redis.close()
+
+
+def validating_device(cfg: Config, device_id: int) -> dict[str, Any]:
+    """The device's NetBox record if it is ours and in validating; else :class:`Refused` (404, 403, 409)."""
+    client = cfg.netbox()
+    try:
+        device = client.get(f"/api/dcim/devices/{device_id}/")
+    except _netbox.NetBoxError as exc:
+        if exc.status == 404:
+            raise Refused(404, "unknown_device", f"device {device_id} does not exist in NetBox") from None
+        raise
+    finally:
+        client.close()
+    why = _lifecycle.refusal(device, _lifecycle.TRANSITIONS["complete_validation"], cfg.tenant)
+    if why is not None and why[0] == "tenant":
+        raise Refused(403, "foreign_tenant", f"device {device_id} is not a device of tenant {cfg.tenant}")
+    if why is not None:
+        raise Refused(409, "wrong_state", f"{why[1].split(': nothing changed', maxsplit=1)[0]}: report not accepted")
+    return device
+
+
+def check_and_commit(cfg: Config, report: dict[str, Any], token: str, peer: str | None = None) -> dict[str, Any]:
+    """Blocking part (a worker thread): token, NetBox state, identity, envelope, then consume + XADD in one
+    transaction."""
     device_id = int(report["device_id"])
     redis = cfg.redis_client()
     try:
-        if not _validation_token.verify(redis, device_id, token):
+        holder = _validation_token.holder(redis, device_id, token)
+        if holder is None:
             raise Refused(401, "invalid_token", _BAD_TOKEN, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        client = cfg.netbox()
-        try:
-            device = client.get(f"/api/dcim/devices/{device_id}/")
-        except _netbox.NetBoxError as exc:
-            if exc.status == 404:
-                raise Refused(404, "unknown_device", f"device {device_id} does not exist in NetBox") from None
-            raise
-        finally:
-            client.close()
-        why = _lifecycle.refusal(device, _lifecycle.TRANSITIONS["complete_validation"], cfg.tenant)
-        if why is not None and why[0] == "tenant":
-            raise Refused(403, "foreign_tenant", f"device {device_id} is not a device of tenant {cfg.tenant}")
-        if why is not None:
-            raise Refused(
-                409, "wrong_state", f"{why[1].split(': nothing changed', maxsplit=1)[0]}: report not accepted"
-            )
+        device = validating_device(cfg, device_id)
         data = _validation_report.summarize(report)
         if len(data["neighbors"]) > _validation_report.MAX_NEIGHBORS:
             raise Refused(422, "too_many_neighbors", f"more than {_validation_report.MAX_NEIGHBORS} LLDP neighbours")
+        reported = presented_identity(data["hardware"])
+        if holder.mismatch(reported):
+            what = f"validation report with another server's identity: presented {reported}, expected {holder}"
+            warn_identity(cfg, redis, device_id, what, peer)
+            raise Refused(403, "identity_mismatch", "the report's hardware UUID/serial are not this device's: refused")
         envelope = _envelope.new_event(
             "validation_report", data, source=SOURCE_NAME, device={"id": device_id, "name": device.get("name")}
         )
@@ -469,6 +645,7 @@ class Webhook:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.cfg.max_body_bytes + 1, middlewares=[self.errors])
+        app.router.add_post(TOKEN_PATH, self.token)
         app.router.add_post(REPORT_PATH, self.report)
         app.router.add_get(OPENAPI_PATH, self.openapi)
         return app
@@ -495,8 +672,8 @@ class Webhook:
     async def openapi(self, _request: web.Request) -> web.Response:
         return web.json_response(self.document)
 
-    async def _body(self, request: web.Request) -> bytes:
-        limit = self.cfg.max_body_bytes
+    async def _body(self, request: web.Request, limit: int | None = None) -> bytes:
+        limit = limit or self.cfg.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise Refused(413, "too_large", f"the body is larger than {limit} bytes")
         chunks: list[bytes] = []
@@ -509,6 +686,36 @@ class Webhook:
             if size > limit:
                 raise Refused(413, "too_large", f"the body is larger than {limit} bytes")
             chunks.append(chunk)
+
+    async def token(self, request: web.Request) -> web.Response:
+        """The token handout: once, to the server the BMC named."""
+        peer = request.remote
+        try:
+            if request.content_length is not None and request.content_length > TOKEN_BODY_BYTES:
+                raise Refused(413, "too_large", f"the body is larger than {TOKEN_BODY_BYTES} bytes")
+            if request.content_type != "application/json":
+                raise Refused(415, "unsupported_media_type", "the body must be application/json")
+            body = parse_body(await self._body(request, TOKEN_BODY_BYTES))
+            errors = schema_errors(body, _TOKEN_VALIDATOR)
+            if errors:
+                raise Refused(422, "invalid_request", "the token request does not match the schema", details=errors)
+            async with self.slots:
+                got = await asyncio.to_thread(hand_out, self.cfg, body, peer)
+        except Refused as exc:
+            self.refused += 1
+            LOG.warning("validation_webhook: refused %s from %s: %s %s", request.path, peer, exc.status, exc)
+            return _error(exc.status, exc.error, str(exc), exc.headers, exc.details)
+        except (_netbox.NetBoxError, _redis.RedisError, OSError) as exc:
+            self.refused += 1
+            LOG.error("validation_webhook: token not handed out to %s, a backend failed: %s", peer, exc)
+            return _error(503, "unavailable", f"Redis is unavailable ({type(exc).__name__}); nothing was handed out, "
+                          "retry later", {"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
+        LOG.info("validation_webhook: handed the validation token of device %s to %s", got["device_id"], peer)
+        return web.json_response(
+            {"status": "success", "device_id": str(got["device_id"]), "token": got["token"],
+             "expires_in": got["expires_in"]},
+            headers={"Cache-Control": "no-store"},
+        )  # fmt: skip
 
     async def report(self, request: web.Request) -> web.Response:
         started = time.monotonic()
@@ -526,7 +733,7 @@ class Webhook:
                     422, "invalid_report", "the report does not match the schema (schema_version 1)", details=errors
                 )
             async with self.slots:
-                done = await asyncio.to_thread(check_and_commit, self.cfg, report, token)
+                done = await asyncio.to_thread(check_and_commit, self.cfg, report, token, peer)
         except Refused as exc:
             self.refused += 1
             LOG.warning("validation_webhook: refused %s from %s: %s %s", request.path, peer, exc.status, exc)

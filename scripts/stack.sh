@@ -57,6 +57,32 @@ ensure_webhook_secret() {
 
 load_secrets() { set -a; source "$SECRETS"; set +a; }
 
+# The validation webhook serves TLS by default: a small local CA and the webhook's certificate under $LAB/tls/ (keys
+# 0600, made once), for the addresses the sim and the lab image reach it at (BM_WEBHOOK_TLS_SANS: others). The CA is
+# what the image verifies with (bm.ca=, BM_VALIDATION_CALLBACK_CA).
+TLS="$LAB/tls"
+ensure_webhook_tls() {
+    local sans="${BM_WEBHOOK_TLS_SANS:-DNS:localhost,IP:127.0.0.1,IP:10.77.1.1}"  # 10.77.1.1: bm-lab-e2e's prov
+    [ -s "$TLS/ca.crt" ] && [ -s "$TLS/webhook.crt" ] && [ -s "$TLS/webhook.key" ] && return 0
+    mkdir -p "$TLS" && chmod 700 "$TLS"
+    log "making the validation webhook's local CA and certificate in $TLS ($sans)"
+    (
+        umask 077
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+            -subj "/CN=bm-lifecycle local CA" -keyout "$TLS/ca.key" -out "$TLS/ca.crt" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=bm-lifecycle validation webhook" \
+            -keyout "$TLS/webhook.key" -out "$TLS/webhook.csr"
+        printf '%s\n' "subjectAltName=$sans" "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+            "extendedKeyUsage=serverAuth" "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" > "$TLS/webhook.ext"
+        openssl x509 -req -in "$TLS/webhook.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -CAcreateserial -days 825 \
+            -extfile "$TLS/webhook.ext" -out "$TLS/webhook.crt"
+    ) > "$LAB/logs/tls.log" 2>&1 || die "openssl could not make the webhook's certificate; see $LAB/logs/tls.log"
+    rm -f "$TLS/webhook.csr" "$TLS/webhook.ext" "$TLS/ca.srl"
+    chmod 600 "$TLS/ca.key" "$TLS/webhook.key"
+    chmod 644 "$TLS/ca.crt" "$TLS/webhook.crt"
+}
+
 netbox_env() {
     export NETBOX_CONFIGURATION=bm_netbox_config NETBOX_ROOT="$LAB/netbox" PYTHONPATH="$ROOT/stack/netbox"
     export BM_PG_PORT="$PG_PORT" BM_REDIS_PORT="$REDIS_PORT"
@@ -74,6 +100,9 @@ NETBOX_ADMIN_PASSWORD=$BM_NETBOX_ADMIN_PASSWORD
 BM_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 BM_PG_PORT=$PG_PORT
 BM_NETBOX_WEBHOOK_SECRET=$BM_NETBOX_WEBHOOK_SECRET
+BM_WEBHOOK_CERTFILE=$TLS/webhook.crt
+BM_WEBHOOK_KEYFILE=$TLS/webhook.key
+BM_VALIDATION_CALLBACK_CA=$TLS/ca.crt
 EOF
 }
 
@@ -177,6 +206,7 @@ cmd_up() {
     mkdir -p "$RUN" "$LAB/logs"
     ensure_secrets
     ensure_webhook_secret
+    ensure_webhook_tls
     start_postgres
     start_redis
     start_netbox

@@ -41,7 +41,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pynetbox
 import redis
@@ -186,9 +186,13 @@ def missing_tools() -> list[str]:
     return missing
 
 
-def build_image() -> Path:
-    """The lab validation image with the onboard-NIC naming overlay (cached by iso/lab/build.sh)."""
-    env = dict(os.environ, BM_IMAGE_OVERLAY=str(OVERLAY))
+def build_image(overlay: Path | None = None, ca: str | None = None) -> Path:
+    """The lab validation image with the onboard-NIC naming overlay and, with `ca`, the webhook's CA at
+    /etc/bm/ca.pem (`bm.ca=`), the overlay then made in `overlay` (cached by iso/lab/build.sh: one image per CA)."""
+    if ca and overlay:
+        shutil.copytree(OVERLAY, overlay, dirs_exist_ok=True)
+        shutil.copyfile(ca, overlay / "etc" / "bm" / "ca.pem")
+    env = dict(os.environ, BM_IMAGE_OVERLAY=str(overlay if ca and overlay else OVERLAY))
     done = subprocess.run(  # noqa: S603
         [str(ROOT / "iso" / "lab" / "build.sh")], env=env, capture_output=True, text=True, timeout=600, check=False
     )
@@ -724,10 +728,12 @@ def start_service(lab: Lab, password: str, servers: list[LabServer]) -> subproce
     """`ansible-rulebook` inside prov (the stack through the relays; the BMCs at their leased addresses)."""
     env = sim.service_env(lab.args, lab.workdir, password, [s.sim for s in servers])
     env.update(
-        BM_VALIDATION_CALLBACK_URL=f"http://{NET}.1.1:{WEBHOOK_PORT}/api/v1/validation/report",
+        BM_VALIDATION_CALLBACK_URL=sim.callback_url(f"{NET}.1.1", WEBHOOK_PORT),
         BM_PXE_KERNEL_URL=f"http://{NET}.1.1:{HTTP_PORT}/image/vmlinuz",
         BM_PXE_INITRD_URL=f"http://{NET}.1.1:{HTTP_PORT}/image/initrd.gz",
     )
+    if not sim.plain_http():
+        env["BM_VALIDATION_CALLBACK_CA"] = "/etc/bm/ca.pem"  # inside the image (build_image put the stack's CA there)
     service = sim.start_rulebook(
         lab.args, env, lab.logs / "rulebook.log", prefix=("/usr/sbin/ip", "netns", "exec", lab.prov)
     )
@@ -740,7 +746,16 @@ def start_service(lab: Lab, password: str, servers: list[LabServer]) -> subproce
     return service
 
 
-def run(args: argparse.Namespace) -> LabResult:  # noqa: PLR0912, PLR0915 - one sequence, read top to bottom
+class Attack(Protocol):
+    """Attackers in the lab (bm_lab.attacker): `during` once the service runs, before the leases; `after` once the
+    evidence of the run is collected, the lab still up."""
+
+    def during(self, lab: Lab, servers: list[LabServer]) -> None: ...
+
+    def after(self, lab: Lab, servers: list[LabServer]) -> None: ...
+
+
+def run(args: argparse.Namespace, attack: Attack | None = None) -> LabResult:  # noqa: PLR0912, PLR0915 - one sequence
     """Build the lab, lease every BMC, wait for `monitored` (or a failure), collect the evidence, tear down."""
     started, wall_start = time.monotonic(), time.time()
     phases: dict[str, float] = {}
@@ -754,7 +769,8 @@ def run(args: argparse.Namespace) -> LabResult:  # noqa: PLR0912, PLR0915 - one 
     for sub in ("run", "qmp"):
         (workdir / sub).mkdir(mode=0o755, exist_ok=True)
     os.chmod(workdir, 0o755)  # noqa: S103 - lldpd resumes itself through an unprivileged lldpcli: it must reach its socket
-    image = Path(args.image) if args.image else build_image()
+    ca = None if sim.plain_http() else os.environ["BM_VALIDATION_CALLBACK_CA"]
+    image = Path(args.image) if args.image else build_image(workdir / "overlay", ca)
     args.image = str(image)
     phases["image"] = time.monotonic() - started
     accel, accel_reason = detect_accel(image, workdir / "logs", args.accel)
@@ -788,6 +804,8 @@ def run(args: argparse.Namespace) -> LabResult:  # noqa: PLR0912, PLR0915 - one 
         for server in servers:
             lab.vm(server, accel)
         service = start_service(lab, password, servers)
+        if attack is not None:
+            attack.during(lab, servers)
         watcher = threading.Thread(target=lab.watch_tors, args=(stop_watch,), name="bm-lab-tors", daemon=True)
         watcher.start()
         phases["setup"] = time.monotonic() - started - sum(phases.values())
@@ -814,6 +832,8 @@ def run(args: argparse.Namespace) -> LabResult:  # noqa: PLR0912, PLR0915 - one 
         stop_watch.set()
         tor = {switch: {port: sorted(lines) for port, lines in ports.items()} for switch, ports in lab.heard.items()}
         nb = netbox_facts(api, servers)
+        if attack is not None:
+            attack.after(lab, servers)
     finally:
         stop_watch.set()
         if service is not None:
@@ -880,9 +900,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab: missing {', '.join(missing)}" if missing else "lab: this machine can run it")
         return 3 if missing else 0
     logging.basicConfig(level=logging.INFO, format="[bm-lab %(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    for name in ("NETBOX_API", "NETBOX_TOKEN", "BM_REDIS_URL"):
+    for name in ("NETBOX_API", "NETBOX_TOKEN", "BM_REDIS_URL", *(() if sim.plain_http() else sim.TLS_SETTINGS)):
         if not os.environ.get(name):
-            parser.error(f"{name} is not set: run `make up` and load .lab/stack.env")
+            parser.error(f"{name} is not set: run `make up` and load .lab/stack.env (or BM_WEBHOOK_PLAIN_HTTP=1)")
     if not 1 <= args.count <= 3:
         parser.error("--count must be between 1 and 3")
 

@@ -51,6 +51,19 @@ TIMESTAMPS = (
     ("hardened", "hardened_at"),
     ("monitored", "last_monitored_at"),
 )
+TLS_SETTINGS = ("BM_WEBHOOK_CERTFILE", "BM_WEBHOOK_KEYFILE", "BM_VALIDATION_CALLBACK_CA")  # `make up` makes them
+
+
+def plain_http() -> bool:
+    """Whether the webhook serves plain HTTP (BM_WEBHOOK_PLAIN_HTTP, asked for explicitly) instead of TLS."""
+    return os.environ.get("BM_WEBHOOK_PLAIN_HTTP", "").strip().lower() in ("1", "true", "yes")
+
+
+def callback_url(host: str, port: int) -> str:
+    """The validation webhook's report URL: https unless plain HTTP was asked for."""
+    return f"{'http' if plain_http() else 'https'}://{host}:{port}/api/v1/validation/report"
+
+
 BOOT_PARAM = re.compile(r"\bbm\.(device_id|callback|ca)=(\S+)")
 
 
@@ -229,7 +242,7 @@ def service_env(args: argparse.Namespace, workdir: Path, password: str, servers:
         BM_BMC_CREDENTIALS_DIR=str(workdir / "bmc-credentials"),
         ANSIBLE_VAULT_PASSWORD_FILE=str(workdir / "vault-password"),
         BM_PXE_BOOT_DIR=str(workdir / "pxe"),
-        BM_VALIDATION_CALLBACK_URL=f"http://127.0.0.1:{args.webhook_port}/api/v1/validation/report",
+        BM_VALIDATION_CALLBACK_URL=callback_url("127.0.0.1", args.webhook_port),
         BM_METRICS_DIR=str(workdir / "metrics"),
         BM_HOOK_SPOOL=str(workdir / "hook-spool"),
     )
@@ -529,9 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit with a usage error unless the stack's settings are in the environment and the fleet size is sane."""
-    for name in ("NETBOX_API", "NETBOX_TOKEN", "BM_REDIS_URL"):
+    for name in ("NETBOX_API", "NETBOX_TOKEN", "BM_REDIS_URL", *(() if plain_http() else TLS_SETTINGS)):
         if not os.environ.get(name):
-            parser.error(f"{name} is not set: run `make up` and load .lab/stack.env")
+            parser.error(f"{name} is not set: run `make up` and load .lab/stack.env (or BM_WEBHOOK_PLAIN_HTTP=1)")
     if args.count < 1 or args.count > 1000:
         parser.error("--count must be between 1 and 1000")
 

@@ -31,6 +31,7 @@ from integration.validation.validation_support import (
     server_macs,
     snapshot,
     take,
+    tls,
 )
 
 TRANSITION = "Move the devices to validation_completed (compare-and-set; the journal entry carries the summary)"
@@ -50,7 +51,7 @@ def wait_until(predicate: Any, seconds: float) -> bool:
 
 def openapi_up(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=2) as resp:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/api/v1/openapi.json", timeout=2, context=tls()) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False
@@ -306,7 +307,7 @@ def test_rulebook_killed_right_after_the_answer_loses_nothing(
 
     srv = set_state(netbox, "srv001", "validating")
     port = free_port()
-    url = f"http://127.0.0.1:{port}/api/v1/validation/report"
+    url = f"https://127.0.0.1:{port}/api/v1/validation/report"
     report = build_report(srv.id, "CZJ7777777", server_macs(["94:40:c9:bb:00:00", "94:40:c9:bb:00:01"]))
     issue_boot_file(stack, srv.id, url, tmp_path / "boot", report)
     rulebook_file = tmp_path / "validation.yml"

@@ -1,6 +1,6 @@
 """Support of the validation integration tests (conftest.py re-exports the fixtures): the webhook serving for real
-(stack NetBox and Redis), switches in NetBox for the report's LLDP neighbours, the report as the validation image
-builds it, and a raw NetBox reader."""
+(stack NetBox and Redis; TLS with the stack's certificate, as by default), switches in NetBox for the report's LLDP
+neighbours, the report as the validation image builds it, and a raw NetBox reader."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import copy
 import json
+import os
 import runpy
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -42,7 +44,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def webhook(stack: dict[str, str], redis_client: redis.Redis) -> Iterator[str]:
-    """The bm.lifecycle.validation_webhook source serving on a loopback port; yields the report URL."""
+    """The bm.lifecycle.validation_webhook source serving HTTPS on a loopback port (the stack's certificate, from
+    BM_WEBHOOK_CERTFILE/KEYFILE as the service gets it); yields the report URL."""
     plugin = runpy.run_path(str(SOURCE))
     port = free_port()
     cfg = plugin["Config"](
@@ -67,7 +70,8 @@ def webhook(stack: dict[str, str], redis_client: redis.Redis) -> Iterator[str]:
     while not ready.is_set() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert ready.is_set(), "the webhook did not start"
-    yield f"http://127.0.0.1:{port}/api/v1/validation/report"
+    assert cfg.ssl is not None, "TLS is the webhook's default"
+    yield f"https://127.0.0.1:{port}/api/v1/validation/report"
     loop.call_soon_threadsafe(task.cancel)
     thread.join(10)
     loop.close()
@@ -87,14 +91,19 @@ def hand_out(report_url: str, report: dict[str, Any]) -> str:
     return str(answer["token"])
 
 
+def tls() -> ssl.SSLContext:
+    """What the image verifies the webhook with: the stack's CA (bm.ca=, BM_VALIDATION_CALLBACK_CA)."""
+    return ssl.create_default_context(cafile=os.environ["BM_VALIDATION_CALLBACK_CA"])
+
+
 def post(url: str, body: bytes, token: str | None, content_type: str = "application/json") -> tuple[int, Any]:
-    """One POST as the image sends it (curl): status and decoded JSON answer."""
+    """One POST as the image sends it (curl, verifying the webhook with the CA): status and decoded JSON answer."""
     headers = {"Content-Type": content_type}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
+        with urllib.request.urlopen(request, timeout=30, context=tls()) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")

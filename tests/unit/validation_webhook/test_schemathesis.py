@@ -25,7 +25,7 @@ from ansible_collections.bm.lifecycle.plugins.module_utils._validation_token imp
 from helpers import NetBoxCall
 from unit.validation_webhook.webhook_support import PLUGIN, FakeNetBox, device, token_for
 
-DOC_CONFIG = PLUGIN["Config"]({"netbox_url": "http://netbox.invalid", "netbox_token": "nbt_x.y"})
+DOC_CONFIG = PLUGIN["Config"]({"netbox_url": "http://netbox.invalid", "netbox_token": "nbt_x.y", "plain_http": True})
 schema = schemathesis.openapi.from_dict(PLUGIN["openapi"](DOC_CONFIG))
 STATUSES: dict[int, int] = {}
 
@@ -44,7 +44,13 @@ def server(redis_server: Any) -> Iterator[tuple[str, RedisClient]]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = PLUGIN["Config"](
-        {"port": port, "redis_url": redis_server.url, "netbox_url": "http://netbox.invalid", "netbox_token": "nbt_x"}
+        {
+            "port": port,
+            "redis_url": redis_server.url,
+            "netbox_url": "http://netbox.invalid",
+            "netbox_token": "nbt_x",
+            "plain_http": True,
+        }
     )
     cfg.netbox = EveryDeviceValidating
     loop = asyncio.new_event_loop()

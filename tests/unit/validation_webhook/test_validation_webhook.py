@@ -395,6 +395,39 @@ def test_bad_arguments_fail_up_front(args: dict[str, Any]) -> None:
         asyncio.run(PLUGIN["main"](asyncio.Queue(), {**base, **args}))
 
 
+def test_tls_is_the_default_and_plain_http_is_asked_for_and_warned_about(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bm_mock_ilo.tlscert import ensure_certificate  # noqa: PLC0415
+
+    for name in ("BM_WEBHOOK_CERTFILE", "BM_WEBHOOK_KEYFILE", "BM_WEBHOOK_PLAIN_HTTP"):
+        monkeypatch.delenv(name, raising=False)
+    base = {"netbox_url": "http://netbox.invalid", "netbox_token": "nbt_x.y", "redis_url": redis_server.url}
+    with pytest.raises(ValueError, match="TLS is the default"):
+        PLUGIN["Config"](base)
+    with pytest.raises(ValueError, match="TLS is the default"):
+        PLUGIN["Config"]({**base, "plain_http": "false"})
+    cert, key = ensure_certificate(tmp_path, ["127.0.0.1"])
+    monkeypatch.setenv("BM_WEBHOOK_CERTFILE", str(cert))
+    monkeypatch.setenv("BM_WEBHOOK_KEYFILE", str(key))
+    assert PLUGIN["Config"](base).ssl is not None  # from the environment (the stack's .lab/tls/)
+    monkeypatch.setenv("BM_WEBHOOK_PLAIN_HTTP", "1")
+    plain = PLUGIN["Config"]({**base, "port": _free_port()})
+    assert plain.ssl is None
+
+    async def start() -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(PLUGIN["serve"](plain, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    caplog.set_level(logging.INFO)
+    asyncio.run(start())
+    assert "serving plain HTTP" in caplog.text
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -447,7 +480,13 @@ def test_port_in_use_does_not_kill_the_source(redis_server: Any) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        args = {"port": port, "redis_url": redis_server.url, "netbox_url": "http://x", "netbox_token": "nbt_x.y"}
+        args = {
+            "port": port,
+            "redis_url": redis_server.url,
+            "netbox_url": "http://x",
+            "netbox_token": "nbt_x.y",
+            "plain_http": True,
+        }
 
         async def go() -> bool:
             task = asyncio.create_task(PLUGIN["main"](asyncio.Queue(), args))

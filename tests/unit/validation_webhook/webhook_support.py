@@ -72,7 +72,12 @@ def netbox() -> Iterator[type[FakeNetBox]]:
 def cfg(redis_server: RedisServer, netbox: type[FakeNetBox], bus: RedisClient) -> Any:
     """The webhook's configuration on the private Redis, with the fake NetBox."""
     config = PLUGIN["Config"](
-        {"redis_url": redis_server.url, "netbox_url": "http://netbox.invalid", "netbox_token": "nbt_x.y"}
+        {
+            "redis_url": redis_server.url,
+            "netbox_url": "http://netbox.invalid",
+            "netbox_token": "nbt_x.y",
+            "plain_http": True,
+        }
     )
     config.netbox = netbox
     return config

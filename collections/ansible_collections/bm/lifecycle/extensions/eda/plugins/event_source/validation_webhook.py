@@ -88,12 +88,22 @@ options:
     type: int
     default: 5000
   certfile:
-    description: TLS certificate chain (PEM); with O(keyfile) the webhook serves HTTPS only. The image verifies it with
-      the CA given as C(bm.ca=) on its kernel command line.
+    description:
+      - TLS certificate chain (PEM); with O(keyfile) the webhook serves HTTPS only. The image verifies it with the CA
+        given as C(bm.ca=) on its kernel command line. Default the environment variable BM_WEBHOOK_CERTFILE
+        (C(scripts/stack.sh up) makes a local CA and this certificate under C(.lab/tls/)).
+      - TLS is the default - without a certificate and key the source refuses to start unless O(plain_http) is set.
     type: str
   keyfile:
-    description: TLS private key (PEM).
+    description: TLS private key (PEM, mode 0600); default the environment variable BM_WEBHOOK_KEYFILE.
     type: str
+  plain_http:
+    description:
+      - Serve plain HTTP (certificate and key ignored), with a warning at start - the token handed out and the reports
+        then cross the network in clear. Only for a closed test network. Default the environment variable
+        BM_WEBHOOK_PLAIN_HTTP (C(1), C(true) or C(yes)).
+    type: bool
+    default: false
   redis_url:
     description: Redis URL; default the environment variable BM_REDIS_URL, then redis://127.0.0.1:6379/0.
     type: str
@@ -137,7 +147,7 @@ EXAMPLES = r"""
     - bm.lifecycle.validation_webhook:
         host: 0.0.0.0
         port: 5000
-        certfile: /etc/bm/webhook.crt
+        certfile: /etc/bm/webhook.crt  # or BM_WEBHOOK_CERTFILE; TLS is the default
         keyfile: /etc/bm/webhook.key
     - bm.lifecycle.redis_streams:
         event_types: [validation_report]
@@ -161,6 +171,7 @@ OPENAPI_PATH = "/api/v1/openapi.json"
 STREAM = _envelope.stream_for("validation_report")
 SOURCE_NAME = "bm.lifecycle.validation_webhook"
 RETRY_AFTER_S = 10
+CERTFILE_ENV, KEYFILE_ENV, PLAIN_HTTP_ENV = "BM_WEBHOOK_CERTFILE", "BM_WEBHOOK_KEYFILE", "BM_WEBHOOK_PLAIN_HTTP"
 BIND_RETRY_MAX_S = 30.0
 MAX_ERRORS_SHOWN = 10
 
@@ -229,6 +240,7 @@ class Config:
             "port",
             "certfile",
             "keyfile",
+            "plain_http",
             "redis_url",
             "redis_password",
             "netbox_url",
@@ -273,18 +285,28 @@ class Config:
             )
         except (ValueError, OSError) as exc:
             raise ValueError(f"validation_webhook: {exc}") from None
-        certfile, keyfile = args.get("certfile"), args.get("keyfile")
         self.ssl: ssl.SSLContext | None = None
+        plain = args.get("plain_http", os.environ.get(PLAIN_HTTP_ENV, ""))
+        self.plain_http = plain is True or str(plain).strip().lower() in ("1", "true", "yes")
+        if self.plain_http:
+            return
+        certfile = args.get("certfile") or os.environ.get(CERTFILE_ENV)
+        keyfile = args.get("keyfile") or os.environ.get(KEYFILE_ENV)
         if bool(certfile) != bool(keyfile):
             raise ValueError("validation_webhook: certfile and keyfile go together")
-        if certfile:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            try:
-                context.load_cert_chain(str(certfile), str(keyfile))
-            except (OSError, ssl.SSLError) as exc:
-                raise ValueError(f"validation_webhook: cannot load certfile/keyfile: {exc}") from None
-            self.ssl = context
+        if not certfile:
+            raise ValueError(
+                f"validation_webhook: TLS is the default: give certfile and keyfile (or {CERTFILE_ENV} and "
+                f"{KEYFILE_ENV}; scripts/stack.sh up makes them under .lab/tls/), or plain_http: true "
+                f"({PLAIN_HTTP_ENV}=1) to serve plain HTTP on a closed test network"
+            )
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(str(certfile), str(keyfile))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"validation_webhook: cannot load certfile/keyfile: {exc}") from None
+        self.ssl = context
 
     def netbox(self) -> _netbox.NetBoxClient:
         return _netbox.NetBoxClient(
@@ -799,6 +821,11 @@ async def serve(cfg: Config, ready: asyncio.Event | None = None) -> None:
             cfg.port,
             REPORT_PATH,
         )
+        if cfg.ssl is None:
+            LOG.warning(
+                "validation_webhook: serving plain HTTP (plain_http): the validation tokens it hands out and the "
+                "reports cross the network in clear; give certfile and keyfile outside a closed test network"
+            )
         if ready is not None:
             ready.set()
         await asyncio.Event().wait()

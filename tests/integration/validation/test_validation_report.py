@@ -138,7 +138,9 @@ def test_report_from_pxe_boot_takes_the_device_to_validation_completed(
 
     with testing.start_fleet(1, settings=Settings(post_seconds=0.2), on_pxe_boot=image) as fleet:
         bmc = fleet[0]
-        issue_boot_file(stack, srv.id, webhook, boot_file, build_report(srv.id, bmc.serial, []))
+        issue_boot_file(
+            stack, srv.id, webhook, boot_file, build_report(srv.id, bmc.serial, server_macs(list(bmc.nic_macs)))
+        )
         client = testing.RedfishClient.admin(bmc)
         boot = {"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}}
         assert client.patch("/redfish/v1/Systems/1", boot).status_code < 300
